@@ -1,0 +1,182 @@
+"""The `runner` command. Commands parse arguments, call the engine, and render what it returns.
+
+Heavy modules (the engine, pandas, SQLAlchemy) are imported inside the commands, so that
+`runner --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from cli.errors import EXIT_FAILURE, EXIT_USAGE, handled
+
+app = typer.Typer(
+    name="runner",
+    help="Paper-trade strategies on market data with a simulated broker; every order, fill, "
+    "position and equity snapshot is recorded in SQLite.\n\n"
+    "Start with:  runner start configs/default.yaml",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+)
+
+LOG_EVERY_SECONDS = 5.0
+
+ConfigArg = Annotated[
+    Path, typer.Argument(help="YAML config file, such as configs/default.yaml.", show_default=False)
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from runner import __version__
+
+        typer.echo(f"runner {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
+) -> None:
+    """Paper-trade strategies on market data with a simulated broker."""
+
+
+@app.command()
+def start(
+    config: ConfigArg,
+    max_ticks: Annotated[Optional[int], typer.Option(min=1, help="Stop after N steps (overrides run.max_ticks).")] = None,
+    duration: Annotated[Optional[float], typer.Option(min=0.001, help="Stop after S wall seconds (overrides run.duration).")] = None,
+    speed: Annotated[Optional[float], typer.Option(min=0, help="Data mode pace: 0 = as fast as possible, N = N x bar time.")] = None,
+    db: Annotated[Optional[Path], typer.Option(help="SQLite file for the records (overrides storage.url).")] = None,
+    run_id: Annotated[Optional[str], typer.Option(help="Id of this run in the records (default: time + random suffix).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the synthetic data (overrides run.seed).")] = None,
+    json_output: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output; only the summary.")] = False,
+) -> None:
+    """Run the strategies of CONFIG on its market data until the data ends, --max-ticks or
+    --duration is reached, or Ctrl-C / SIGTERM stops it gracefully.
+
+    Example:  runner start configs/default.yaml --max-ticks 500 --db runs/try.db --json
+    """
+    from runner.bootstrap import build
+    from runner.config import load_config
+    from runner.storage.db import sqlite_url
+
+    out, err = Console(), Console(stderr=True)
+    _log_to(err)
+    with handled(err):
+        loaded = load_config(config)
+        loaded = loaded.with_overrides(
+            run={"max_ticks": max_ticks, "duration": duration, "speed": speed, "seed": seed},
+            storage={"url": sqlite_url(db) if db else None},
+        )
+        runner = build(loaded, run_id=run_id)
+        runner.start()
+    with _stopping_on_signals(runner):
+        _follow(runner, err, quiet=quiet, max_ticks=loaded.run.max_ticks)
+    result = runner.snapshot()
+    if json_output:
+        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+    else:
+        from cli.render import summary
+
+        out.print(summary(result))
+    if result.status == "failed":
+        raise typer.Exit(EXIT_FAILURE)
+
+
+@app.command()
+def validate(config: ConfigArg, json_output: JsonOption = False) -> None:
+    """Check CONFIG without trading: print OK, or every problem, one a line (exit 2).
+
+    Example:  runner validate configs/default.yaml
+    """
+    from runner.config import load_config
+    from runner.errors import ConfigError
+    from runner.validators import check_config
+
+    err = Console(stderr=True)
+    try:
+        check_config(load_config(config))
+    except ConfigError as exc:
+        if json_output:
+            problems = [
+                {"file": p.file, "line": p.line, "key": p.key_path, "message": p.message}
+                for p in exc.problems
+            ]
+            sys.stdout.write(json.dumps({"ok": False, "problems": problems}) + "\n")
+        else:
+            with handled(err):
+                raise
+        raise typer.Exit(EXIT_USAGE) from None
+    sys.stdout.write(json.dumps({"ok": True, "problems": []}) + "\n" if json_output else "OK\n")
+
+
+def _log_to(console: Console) -> None:
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=console, show_path=False, show_time=False, markup=False)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+
+
+class _stopping_on_signals:
+    """While inside, SIGINT and SIGTERM ask the runner to stop gracefully instead of killing it."""
+
+    def __init__(self, runner) -> None:
+        self.runner = runner
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, _frame) -> None:
+        self.runner.stop()
+
+    def __exit__(self, *exc_info) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _follow(runner, err: Console, quiet: bool, max_ticks: int | None) -> None:
+    """Wait for the run to end, showing progress on stderr unless quiet."""
+    from cli.render import progress_line
+
+    if quiet:
+        while not runner.wait(0.25):
+            pass
+        return
+    if err.is_terminal:
+        from rich.live import Live
+
+        with Live(
+            get_renderable=lambda: progress_line(runner.snapshot(), max_ticks),
+            console=err, refresh_per_second=4, transient=True,
+        ):
+            while not runner.wait(0.25):
+                pass
+        return
+    last = time.monotonic()
+    while not runner.wait(0.25):
+        if time.monotonic() - last >= LOG_EVERY_SECONDS:
+            last = time.monotonic()
+            err.print(progress_line(runner.snapshot(), max_ticks), highlight=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,75 @@
+"""Rich renderables for runs: the live progress line and the end-of-run summary."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from runner.snapshot import RunSnapshot
+
+
+def money(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def signed(value: Decimal) -> Text:
+    style = "green" if value > 0 else "red" if value < 0 else ""
+    return Text(f"{value:+,.2f}", style=style)
+
+
+def progress_line(snap: RunSnapshot, max_ticks: int | None = None) -> Text:
+    """One line: steps (of max), bar time, equity and P&L, orders, fills, rejections, errors."""
+    steps = f"{snap.steps:,}" + (f"/{max_ticks:,}" if max_ticks else "")
+    rate = snap.steps / snap.elapsed_seconds if snap.elapsed_seconds > 0 else 0.0
+    bar_time = f"{snap.timestamp:%Y-%m-%d %H:%M}" if snap.timestamp else "-"
+    line = Text.assemble(
+        ("▶ ", "bold cyan"), f"step {steps}  ", (f"{rate:,.0f}/s  ", "dim"), f"{bar_time}  ",
+        f"equity {money(snap.equity)} (", signed(snap.pnl), ")  ",
+        f"orders {snap.orders}  fills {snap.fills}  ",
+    )
+    line.append(f"rejected {snap.rejections}", style="yellow" if snap.rejections else "")
+    line.append("  ")
+    line.append(f"errors {snap.errors}", style="red" if snap.errors else "")
+    return line
+
+
+def summary(snap: RunSnapshot) -> Group:
+    """The end-of-run summary: totals, then one row per strategy."""
+    status_style = {"completed": "green", "stopped": "yellow", "failed": "bold red"}.get(snap.status, "")
+    totals = Table.grid(padding=(0, 2))
+    totals.add_column(style="bold")
+    totals.add_column()
+    totals.add_row("run", snap.run_id)
+    totals.add_row("status", Text(snap.status, style=status_style))
+    if snap.error:
+        totals.add_row("error", Text(snap.error, style="red"))
+    totals.add_row("ticks", f"{snap.steps:,}" + (f"  (last bar {snap.timestamp:%Y-%m-%d %H:%M} UTC)" if snap.timestamp else ""))
+    totals.add_row("orders", f"{snap.orders:,}")
+    totals.add_row("fills", f"{snap.fills:,}")
+    totals.add_row("rejections", Text(f"{snap.rejections:,}", style="yellow" if snap.rejections else ""))
+    totals.add_row("final equity", f"{money(snap.equity)}  (start {money(snap.starting_cash)})")
+    totals.add_row("P&L", signed(snap.pnl))
+    totals.add_row("records", snap.database)
+
+    table = Table(title="strategies", title_justify="left", show_edge=False)
+    table.add_column("strategy")
+    table.add_column("state")
+    for name in ("calls", "signals", "accepted", "rejected", "errors"):
+        table.add_column(name, justify="right")
+    table.add_column("P&L (net of fees)", justify="right")
+    for s in snap.strategies:
+        table.add_row(
+            s.name, Text(s.state, style="red" if s.state == "disabled" else ""),
+            f"{s.calls:,}", f"{s.signals:,}", f"{s.accepted:,}",
+            Text(f"{s.rejected:,}", style="yellow" if s.rejected else ""),
+            Text(f"{s.errors:,}", style="red" if s.errors else ""), signed(s.pnl),
+        )
+    parts = [totals, Text(), table]
+    parts.extend(
+        Text(f"{s.name} disabled: {s.disabled_reason}", style="red")
+        for s in snap.strategies if s.disabled_reason
+    )
+    return Group(*parts)

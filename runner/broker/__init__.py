@@ -1,0 +1,1 @@
+"""The simulated broker: order handling (paper.py), fill prices (fills.py), commissions (fees.py)."""

@@ -1,0 +1,182 @@
+"""StrategyRunner: owns the loop thread; start, stop, pause, resume, status, snapshot."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import replace
+from enum import Enum
+
+from runner.clock import Clock
+from runner.errors import RunnerError
+from runner.events import RunFinished, RunStarted
+from runner.feeds import Feed
+from runner.loop import TickLoop
+from runner.pacing import Pacer
+from runner.snapshot import RunSnapshot
+from runner.storage.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+
+class RunStatus(str, Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"  # ended by itself: max_ticks, duration, or the end of the data
+    STOPPED = "stopped"  # ended by stop(), Ctrl-C or SIGTERM
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.STOPPED, RunStatus.FAILED)
+
+
+class StrategyRunner:
+    """Runs a `TickLoop` over a feed in its own thread, and records the run.
+
+    Args:
+        run_id: the id every record of this run carries.
+        feed: the market data.
+        loop: one step of the run.
+        recorder: the storage writer.
+        pacer: when each step is due.
+        clock: time for pacing and `duration`.
+        started: what to record about the run when it starts.
+        max_ticks: stop after this many steps.
+        duration: stop after this many seconds of clock time.
+    """
+
+    def __init__(
+        self, run_id: str, feed: Feed, loop: TickLoop, recorder: Recorder, pacer: Pacer,
+        clock: Clock, started: RunStarted, max_ticks: int | None = None,
+        duration: float | None = None, database: str = "",
+    ):
+        self.run_id = run_id
+        self.feed = feed
+        self.loop = loop
+        self.recorder = recorder
+        self.pacer = pacer
+        self.clock = clock
+        self.started = started
+        self.max_ticks = max_ticks
+        self.duration = duration
+        self.database = database
+        self._status = RunStatus.CREATED
+        self._error = ""
+        self._stop = threading.Event()
+        self._resume = threading.Event()
+        self._resume.set()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="runner-loop", daemon=True)
+        self._started_at = 0.0
+
+    def start(self) -> None:
+        """Record the run and start the loop thread.
+
+        Raises:
+            StorageError: the run cannot be recorded.
+            RuntimeError: the runner was already started.
+        """
+        if self._status is not RunStatus.CREATED:
+            raise RuntimeError(f"run {self.run_id} was already started")
+        self.recorder.start(self.started)
+        self._started_at = self.clock.monotonic()
+        self._status = RunStatus.RUNNING
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the current step; returns at once (see `wait`)."""
+        self._stop.set()
+        self._resume.set()
+
+    def pause(self) -> None:
+        if self._status is RunStatus.RUNNING:
+            self._resume.clear()
+            self._status = RunStatus.PAUSED
+
+    def resume(self) -> None:
+        if self._status is RunStatus.PAUSED:
+            self._status = RunStatus.RUNNING
+            self._resume.set()
+
+    def status(self) -> RunStatus:
+        return self._status
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the run to end; return True when it has."""
+        return self._done.wait(timeout)
+
+    def run(self) -> RunSnapshot:
+        """Start, wait for the end, and return the summary."""
+        self.start()
+        self.wait()
+        return self.snapshot()
+
+    def snapshot(self) -> RunSnapshot:
+        """The latest published state, with the run's id, status and elapsed time."""
+        elapsed = self.clock.monotonic() - self._started_at if self._started_at else 0.0
+        return replace(
+            self.loop.snapshot(), run_id=self.run_id, status=self._status.value,
+            error=self._error, elapsed_seconds=elapsed, database=self.database,
+        )
+
+    def _run(self) -> None:
+        status = RunStatus.COMPLETED
+        try:
+            status = self._steps()
+        except RunnerError as exc:
+            status, self._error = RunStatus.FAILED, str(exc)
+            log.error("run %s failed: %s", self.run_id, exc)
+        except Exception as exc:  # noqa: BLE001 - recorded, and the run still shuts down cleanly
+            status, self._error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+            log.exception("run %s failed", self.run_id)
+        finally:
+            self._status = self._shutdown(status)
+            self._done.set()
+
+    def _steps(self) -> RunStatus:
+        for host in self.loop.hosts:
+            host.start(None)
+        limit = self._started_at + self.duration if self.duration else None
+        for market in self.feed:
+            if self._stop.is_set() or self._paused_then_stopped():
+                return RunStatus.STOPPED
+            if self.pacer.wait(market.timestamp, self._stop, limit):
+                return RunStatus.STOPPED
+            if limit is not None and self.clock.monotonic() >= limit:
+                return RunStatus.COMPLETED
+            self.loop.step(market)
+            if self.recorder.error is not None:
+                raise self.recorder.error
+            if self.max_ticks is not None and self.loop.steps >= self.max_ticks:
+                return RunStatus.COMPLETED
+        return RunStatus.COMPLETED
+
+    def _paused_then_stopped(self) -> bool:
+        if self._resume.is_set():
+            return False
+        paused_at = self.clock.monotonic()
+        self._resume.wait()
+        self.pacer.shift(self.clock.monotonic() - paused_at)
+        return self._stop.is_set()
+
+    def _shutdown(self, status: RunStatus) -> RunStatus:
+        """Stop the strategies and flush storage, whatever ended the run."""
+        try:
+            self.loop.finish(self.clock.now())
+        except Exception as exc:  # noqa: BLE001
+            log.exception("run %s: error while stopping", self.run_id)
+            status, self._error = RunStatus.FAILED, self._error or f"{type(exc).__name__}: {exc}"
+        summary = self.snapshot()
+        summary = replace(summary, status=status.value, error=self._error)
+        finished = RunFinished(
+            self.run_id, self.clock.now(), status.value, self.loop.steps,
+            json.dumps(summary.to_dict(), sort_keys=True), self._error,
+        )
+        try:
+            self.recorder.close(finished)
+        except RunnerError as exc:
+            status, self._error = RunStatus.FAILED, self._error or str(exc)
+        return status

@@ -1,0 +1,67 @@
+"""Records the loop publishes besides orders and fills: signals, equity, strategy faults, runs.
+
+They are immutable values handed to storage (and to callbacks); nothing mutates them later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from runner.domain import Signal
+
+
+@dataclass(frozen=True, slots=True)
+class SignalEvent:
+    """A signal a strategy emitted, and what became of it."""
+
+    strategy: str
+    step: int
+    timestamp: datetime
+    signal: Signal | None
+    accepted: bool
+    rejection: str = ""
+    order_id: int | None = None
+    raw: str = ""  # the malformed value, when `signal` is None
+
+
+@dataclass(frozen=True, slots=True)
+class EquitySnapshot:
+    step: int
+    timestamp: datetime
+    cash: Decimal
+    equity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyFault:
+    """A strategy hook raised; `disabled` is True when this error disabled the strategy."""
+
+    strategy: str
+    hook: str
+    step: int
+    timestamp: datetime | None
+    error_type: str
+    message: str
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run_id: str
+    started_at: datetime
+    config_path: str
+    config_text: str
+    config_sha256: str
+    seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    run_id: str
+    ended_at: datetime
+    status: str
+    ticks: int
+    summary_json: str
+    error: str = ""

@@ -1,0 +1,128 @@
+"""Strategy hosts: the one guard around user code.
+
+Every call into a strategy goes through `StrategyHost._guard`, which catches the exception,
+logs it with the strategy, hook and step, reports a `StrategyFault`, and disables the strategy
+after `max_errors` consecutive failures. A failing strategy never stops the loop or the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from runner.domain import MarketData
+from runner.events import StrategyFault
+from strategies.base import StrategyInterface
+
+log = logging.getLogger(__name__)
+
+
+class HostState(str, Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    DISABLED = "disabled"
+
+
+@dataclass
+class StrategyStats:
+    """Counters of one strategy, owned by the loop thread."""
+
+    calls: int = 0
+    signals: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    errors: int = 0
+
+
+class StrategyHost:
+    """Runs one strategy inline in the loop thread.
+
+    Args:
+        name: the strategy's name in records.
+        strategy: the user's object.
+        symbols: symbols it subscribes to; it sees only these.
+        max_errors: consecutive errors after which it is disabled.
+        on_fault: called with each fault, to record it.
+        sees_all: True when `symbols` are all the feed's symbols, so steps need no filtering.
+    """
+
+    def __init__(
+        self, name: str, strategy: StrategyInterface, symbols: tuple[str, ...], max_errors: int,
+        on_fault: Callable[[StrategyFault], None], sees_all: bool = False,
+    ):
+        self.name = name
+        self.strategy = strategy
+        self.symbols = frozenset(symbols)
+        self.sees_all = sees_all
+        self.max_errors = max_errors
+        self.state = HostState.CREATED
+        self.stats = StrategyStats()
+        self.disabled_reason = ""
+        self._consecutive_errors = 0
+        self._on_fault = on_fault
+
+    @property
+    def active(self) -> bool:
+        return self.state is HostState.RUNNING
+
+    def start(self, timestamp: datetime | None) -> None:
+        if self.state is not HostState.CREATED:
+            raise RuntimeError(f"strategy {self.name!r} cannot start from state {self.state.value}")
+        self.state = HostState.RUNNING
+        self._guard("on_start", 0, timestamp, self.strategy.on_start)
+
+    def on_tick(self, market: MarketData, step: int) -> list[Any]:
+        """Call `on_tick`; return what it returned as a list (empty on error or None)."""
+        self.stats.calls += 1
+        result = self._guard("on_tick", step, market.timestamp, self.strategy.on_tick, market)
+        return _as_list(result)
+
+    def stop(self, step: int, timestamp: datetime | None) -> list[Any]:
+        """Call `on_stop` once, unless disabled; return the signals it emitted."""
+        if self.state is not HostState.RUNNING:
+            return []
+        result = self._guard("on_stop", step, timestamp, self.strategy.on_stop)
+        if self.state is HostState.RUNNING:
+            self.state = HostState.STOPPED
+        return _as_list(result)
+
+    def _guard(self, hook: str, step: int, timestamp: datetime | None, call: Callable, *args):
+        try:
+            result = call(*args)
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything
+            self._fail(hook, step, timestamp, exc)
+            return None
+        self._consecutive_errors = 0
+        return result
+
+    def _fail(self, hook: str, step: int, timestamp: datetime | None, exc: Exception) -> None:
+        self.stats.errors += 1
+        self._consecutive_errors += 1
+        disable = self._consecutive_errors >= self.max_errors or hook == "on_start"
+        log.error(
+            "strategy %s raised in %s at step %d: %s: %s", self.name, hook, step,
+            type(exc).__name__, exc, exc_info=exc,
+        )
+        if disable:
+            self.state = HostState.DISABLED
+            self.disabled_reason = (
+                f"{type(exc).__name__} in on_start: {exc}" if hook == "on_start"
+                else f"{self._consecutive_errors} consecutive errors, last {type(exc).__name__}: {exc}"
+            )
+            log.error("strategy %s disabled: %s", self.name, self.disabled_reason)
+        self._on_fault(StrategyFault(
+            self.name, hook, step, timestamp, type(exc).__name__, str(exc), disabled=disable,
+        ))
+
+
+def _as_list(result: Any) -> list[Any]:
+    if result is None:
+        return []
+    if isinstance(result, (list, tuple)):
+        return list(result)
+    return [result]

@@ -1,0 +1,198 @@
+"""One step of the tick loop, readable as one method (`TickLoop.step`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from runner.broker.paper import BrokerEvent, PaperBroker
+from runner.domain import Fill, MarketData, Order, OrderStatus, Signal
+from runner.events import EquitySnapshot, SignalEvent, StrategyFault
+from runner.history import HistoryStore
+from runner.host import StrategyHost
+from runner.portfolio import Portfolio
+from runner.risk import Denied, RiskGate
+from runner.signals import SignalError, coerce_signal
+from runner.snapshot import RunSnapshot, StrategySnapshot
+
+SNAPSHOT_EVERY_SECONDS = 0.1
+
+
+class Sink(Protocol):
+    """Where the loop hands each step's records (the storage recorder, or a list in tests)."""
+
+    def submit(self, records: list[object]) -> None: ...
+
+
+class TickLoop:
+    """Owns the books for one run and moves them forward one market step at a time.
+
+    Args:
+        broker: the paper broker (which owns the portfolio it fills into).
+        hosts: the strategies, each behind its guard.
+        risk: sizing and limits for signals.
+        history: rolling bars shared by the strategies' contexts.
+        sink: receives every record of every step.
+        equity_every: record an equity snapshot every N steps.
+        on_signal: optional callback with each `SignalEvent`, called in the loop thread.
+    """
+
+    def __init__(
+        self, broker: PaperBroker, hosts: list[StrategyHost], risk: RiskGate,
+        history: HistoryStore, sink: Sink, equity_every: int = 1,
+        on_signal: Callable[[SignalEvent], None] | None = None,
+    ):
+        self.broker = broker
+        self.portfolio: Portfolio = broker.portfolio
+        self.hosts = hosts
+        self.risk = risk
+        self.history = history
+        self.sink = sink
+        self.equity_every = equity_every
+        self.on_signal = on_signal
+        self.steps = 0
+        self.timestamp: datetime | None = None
+        self.orders = self.fills = self.rejections = 0
+        self._records: list[object] = []
+        self._last_equity_step = 0
+        self._snapshot = RunSnapshot.empty(self.portfolio.cash)
+        self._snapshot_at = 0.0
+
+    def step(self, market: MarketData) -> None:
+        """Fill working orders on the new bars, mark, run the strategies, record the step."""
+        self.steps += 1
+        self.timestamp = market.timestamp
+        self._publish(self.broker.match(market))
+        self.portfolio.mark(market)
+        self.history.append(market)
+        for host in self.hosts:
+            if host.active:
+                view = _view_for(host, market)
+                if view:
+                    for raw in host.on_tick(view, self.steps):
+                        self._submit_signal(host, raw)
+        if self.steps % self.equity_every == 0:
+            self._record_equity()
+        self._flush()
+
+    def finish(self, timestamp: datetime) -> None:
+        """Stop the strategies, fill their closing orders at the last price, cancel the rest."""
+        timestamp = self.timestamp or timestamp
+        for host in self.hosts:
+            for raw in host.stop(self.steps, timestamp):
+                order = self._submit_signal(host, raw)
+                if order is not None:
+                    self._publish(self.broker.fill_at_last_price(order, timestamp))
+        self._publish(self.broker.cancel_all(timestamp, "run stopped"))
+        self._records.extend(self.portfolio.positions())
+        if self.steps and self._last_equity_step != self.steps:
+            self._record_equity()
+        self._flush(force_snapshot=True)
+
+    def record_fault(self, fault: StrategyFault) -> None:
+        self._records.append(fault)
+
+    def snapshot(self) -> RunSnapshot:
+        """The state published after the latest step; safe to read from any thread."""
+        return self._snapshot
+
+    def _submit_signal(self, host: StrategyHost, raw: Any) -> Order | None:
+        """Validate, size and submit one signal; record what became of it."""
+        try:
+            signal = coerce_signal(raw)
+        except SignalError as exc:
+            return self._deny(host, None, f"malformed signal: {exc}", raw=repr(raw)[:200])
+        host.stats.signals += 1
+        if signal.symbol not in host.symbols:
+            return self._deny(host, signal, f"symbol {signal.symbol!r} is not subscribed by this strategy")
+        try:
+            intent = self.risk.intent(
+                signal, self.portfolio.quantity(host.name, signal.symbol),
+                self.portfolio.last_prices.get(signal.symbol),
+            )
+        except Denied as exc:
+            return self._deny(host, signal, str(exc))
+        if intent is None:
+            return None
+        states = self.broker.submit(
+            host.name, intent.symbol, intent.side, intent.quantity, self.timestamp,
+            intent.order_type, intent.reason,
+        )
+        self.orders += 1
+        self._publish(states)
+        order = states[-1]
+        if order.status is OrderStatus.REJECTED:
+            host.stats.rejected += 1
+            self._signal_event(host, signal, False, order.reason, order.id)
+            return None
+        host.stats.accepted += 1
+        self._signal_event(host, signal, True, order_id=order.id)
+        return order
+
+    def _deny(self, host: StrategyHost, signal: Signal | None, reason: str, raw: str = "") -> None:
+        host.stats.rejected += 1
+        self.rejections += 1
+        self._signal_event(host, signal, False, reason, raw=raw)
+        return None
+
+    def _signal_event(
+        self, host: StrategyHost, signal: Signal | None, accepted: bool, rejection: str = "",
+        order_id: int | None = None, raw: str = "",
+    ) -> None:
+        event = SignalEvent(
+            host.name, self.steps, self.timestamp, signal, accepted, rejection, order_id, raw,
+        )
+        self._records.append(event)
+        if self.on_signal is not None:
+            self.on_signal(event)
+
+    def _publish(self, events: list[BrokerEvent]) -> None:
+        records = self._records
+        for event in events:
+            records.append(event)
+            if type(event) is Fill:
+                self.fills += 1
+                records.append(self.portfolio.position(event.strategy, event.symbol))
+            elif event.status is OrderStatus.REJECTED:
+                self.rejections += 1
+
+    def _record_equity(self) -> None:
+        self._last_equity_step = self.steps
+        self._records.append(EquitySnapshot(
+            self.steps, self.timestamp, self.portfolio.cash, self.portfolio.equity(),
+        ))
+
+    def _flush(self, force_snapshot: bool = False) -> None:
+        records, self._records = self._records, []
+        self.sink.submit(records)
+        now = time.monotonic()
+        if force_snapshot or now - self._snapshot_at >= SNAPSHOT_EVERY_SECONDS:
+            self._snapshot_at = now
+            self._snapshot = self._build_snapshot()
+
+    def _build_snapshot(self) -> RunSnapshot:
+        portfolio = self.portfolio
+        return RunSnapshot(
+            steps=self.steps, timestamp=self.timestamp, cash=portfolio.cash,
+            equity=portfolio.equity(), starting_cash=portfolio.starting_cash,
+            orders=self.orders, fills=self.fills, rejections=self.rejections,
+            strategies=tuple(
+                StrategySnapshot(
+                    name=host.name, state=host.state.value, calls=host.stats.calls,
+                    signals=host.stats.signals, accepted=host.stats.accepted,
+                    rejected=host.stats.rejected, errors=host.stats.errors,
+                    pnl=portfolio.net_pnl(host.name), disabled_reason=host.disabled_reason,
+                )
+                for host in self.hosts
+            ),
+        )
+
+
+def _view_for(host: StrategyHost, market: MarketData) -> MarketData:
+    """The part of a step a strategy subscribes to."""
+    if host.sees_all:
+        return market
+    bars = {symbol: market[symbol] for symbol in host.symbols if symbol in market}
+    return MarketData(market.timestamp, market.interval, bars)

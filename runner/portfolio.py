@@ -1,0 +1,103 @@
+"""Cash and positions per (strategy, symbol), with average cost and realised P&L.
+
+The portfolio is owned by the loop thread. Positions are kept signed (negative when short);
+the average cost excludes commissions, which are summed apart as fees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from runner.domain import ZERO, Fill, MarketData, Position, Side
+
+
+class _Holding:
+    __slots__ = ("quantity", "average_cost", "realized_pnl", "fees")
+
+    def __init__(self) -> None:
+        self.quantity = ZERO
+        self.average_cost = ZERO
+        self.realized_pnl = ZERO
+        self.fees = ZERO
+
+    def apply(self, signed_quantity: Decimal, price: Decimal, commission: Decimal) -> None:
+        held = self.quantity
+        self.fees += commission
+        if held == 0 or (held > 0) == (signed_quantity > 0):
+            total = held + signed_quantity
+            self.average_cost = (self.average_cost * abs(held) + price * abs(signed_quantity)) / abs(total)
+            self.quantity = total
+            return
+        closed = min(abs(held), abs(signed_quantity))
+        direction = 1 if held > 0 else -1
+        self.realized_pnl += (price - self.average_cost) * closed * direction
+        remaining = held + signed_quantity
+        if remaining == 0:
+            self.average_cost = ZERO
+        elif (remaining > 0) != (held > 0):
+            self.average_cost = price  # the fill flipped the position; the new side opens here
+        self.quantity = remaining
+
+
+class Portfolio:
+    """Shared cash and the holdings of every strategy; `equity` = cash + marked positions."""
+
+    def __init__(self, starting_cash: Decimal):
+        self.starting_cash = Decimal(starting_cash)
+        self.cash = self.starting_cash
+        self.last_prices: dict[str, Decimal] = {}
+        self._holdings: dict[tuple[str, str], _Holding] = {}
+
+    def apply_fill(self, fill: Fill) -> Position:
+        """Book a fill: move cash, update the holding, and return the new position."""
+        signed = fill.quantity if fill.side is Side.BUY else -fill.quantity
+        self.cash -= signed * fill.price + fill.commission
+        key = (fill.strategy, fill.symbol)
+        holding = self._holdings.get(key)
+        if holding is None:
+            holding = self._holdings[key] = _Holding()
+        holding.apply(signed, fill.price, fill.commission)
+        self.last_prices.setdefault(fill.symbol, fill.price)
+        return self.position(*key)
+
+    def mark(self, market: MarketData) -> None:
+        """Take each symbol's close in this step as its mark."""
+        for symbol, bar in market.items():
+            self.last_prices[symbol] = bar.close
+
+    def quantity(self, strategy: str, symbol: str) -> Decimal:
+        holding = self._holdings.get((strategy, symbol))
+        return holding.quantity if holding else ZERO
+
+    def position(self, strategy: str, symbol: str) -> Position:
+        holding = self._holdings.get((strategy, symbol))
+        last = self.last_prices.get(symbol, ZERO)
+        if holding is None:
+            return Position(strategy, symbol, last_price=last)
+        return Position(
+            strategy, symbol, holding.quantity, holding.average_cost,
+            holding.realized_pnl, holding.fees, last,
+        )
+
+    def positions(self, strategy: str | None = None) -> list[Position]:
+        """Every position ever held (flat ones included), optionally of one strategy."""
+        return [
+            self.position(*key) for key in self._holdings if strategy is None or key[0] == strategy
+        ]
+
+    def market_value(self) -> Decimal:
+        last = self.last_prices
+        return sum(
+            (h.quantity * last.get(key[1], ZERO) for key, h in self._holdings.items() if h.quantity),
+            ZERO,
+        )
+
+    def equity(self) -> Decimal:
+        return self.cash + self.market_value()
+
+    def net_pnl(self, strategy: str) -> Decimal:
+        return sum((p.net_pnl for p in self.positions(strategy)), ZERO)
+
+    def strategies(self) -> Iterable[str]:
+        return {key[0] for key in self._holdings}

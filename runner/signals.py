@@ -1,0 +1,92 @@
+"""Turning what a strategy returns into `Signal` values, with a clear reason when it is malformed."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from runner.domain import Action, OrderType, Signal
+
+_SIGNAL_KEYS = (
+    "symbol", "action", "quantity", "order_type", "limit_price", "stop_price",
+    "stop_loss", "take_profit", "confidence", "reason",
+)
+_PRICE_KEYS = ("limit_price", "stop_price", "stop_loss", "take_profit")
+
+
+class SignalError(ValueError):
+    """A strategy emitted something that is not a valid signal; the message says why."""
+
+
+def coerce_signal(raw: Any) -> Signal:
+    """Return `raw` as a validated `Signal`; accepts a `Signal` or a dict with the same keys.
+
+    A confidence above 1 is read as a percentage (0..100) and divided by 100.
+
+    Raises:
+        SignalError: a key is unknown, a value has the wrong type or lies out of range.
+    """
+    if isinstance(raw, Signal):
+        data = {key: getattr(raw, key) for key in _SIGNAL_KEYS}
+    elif isinstance(raw, dict):
+        unknown = sorted(set(raw) - set(_SIGNAL_KEYS))
+        if unknown:
+            raise SignalError(
+                f"unknown signal key(s) {', '.join(map(repr, unknown))}; "
+                f"expected: {', '.join(_SIGNAL_KEYS)}"
+            )
+        data = dict(raw)
+    else:
+        raise SignalError(f"a signal must be a Signal or a dict, got {type(raw).__name__}")
+
+    symbol = data.get("symbol")
+    if not isinstance(symbol, str) or not symbol:
+        raise SignalError(f"symbol must be a non-empty string, got {symbol!r}")
+    return Signal(
+        symbol=symbol,
+        action=_choice(Action, data.get("action"), "action"),
+        quantity=_positive(data.get("quantity"), "quantity"),
+        order_type=_choice(OrderType, data.get("order_type") or OrderType.MARKET, "order_type"),
+        **{key: _positive(data.get(key), key) for key in _PRICE_KEYS},
+        confidence=_confidence(data.get("confidence")),
+        reason=str(data.get("reason") or ""),
+    )
+
+
+def _choice(enum: type, value: Any, key: str):
+    if isinstance(value, enum):
+        return value
+    if isinstance(value, str):
+        try:
+            return enum(value.strip().upper())
+        except ValueError:
+            pass
+    allowed = ", ".join(member.value for member in enum)
+    raise SignalError(f"{key} must be one of {allowed}, got {value!r}")
+
+
+def _positive(value: Any, key: str) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise SignalError(f"{key} must be a number > 0, got {value!r}")
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise SignalError(f"{key} must be a number > 0, got {value!r}") from None
+    if not number.is_finite() or number <= 0:
+        raise SignalError(f"{key} must be a number > 0, got {value!r}")
+    return number
+
+
+def _confidence(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise SignalError(f"confidence must be a number in 0..1 (or 0..100), got {value!r}")
+    number = float(value)
+    if number > 1:
+        number /= 100
+    if not 0 <= number <= 1:
+        raise SignalError(f"confidence must be a number in 0..1 (or 0..100), got {value!r}")
+    return number

@@ -1,0 +1,81 @@
+"""Immutable views of a run for callers outside the loop thread: the live view and the summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class StrategySnapshot:
+    name: str
+    state: str
+    calls: int
+    signals: int
+    accepted: int
+    rejected: int
+    errors: int
+    pnl: Decimal
+    disabled_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshot:
+    """The state of a run after one step. Money is exact; `to_dict` renders it as strings."""
+
+    steps: int
+    timestamp: datetime | None
+    cash: Decimal
+    equity: Decimal
+    starting_cash: Decimal
+    orders: int
+    fills: int
+    rejections: int
+    strategies: tuple[StrategySnapshot, ...] = ()
+    run_id: str = ""
+    status: str = ""
+    error: str = ""
+    elapsed_seconds: float = 0.0
+    database: str = ""
+
+    @classmethod
+    def empty(cls, cash: Decimal) -> RunSnapshot:
+        return cls(0, None, cash, cash, cash, 0, 0, 0)
+
+    @property
+    def pnl(self) -> Decimal:
+        return self.equity - self.starting_cash
+
+    @property
+    def errors(self) -> int:
+        return sum(s.errors for s in self.strategies)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready data: counts as numbers, money as exact decimal strings."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "ticks": self.steps,
+            "last_bar_time": self.timestamp.isoformat() if self.timestamp else None,
+            "orders": self.orders,
+            "fills": self.fills,
+            "rejections": self.rejections,
+            "starting_cash": str(self.starting_cash),
+            "cash": str(self.cash),
+            "final_equity": str(self.equity),
+            "pnl": {s.name: str(s.pnl) for s in self.strategies},
+            "errors": {s.name: s.errors for s in self.strategies},
+            "strategies": {
+                s.name: {
+                    "state": s.state, "calls": s.calls, "signals": s.signals,
+                    "accepted": s.accepted, "rejected": s.rejected, "errors": s.errors,
+                    "pnl": str(s.pnl), "disabled_reason": s.disabled_reason,
+                }
+                for s in self.strategies
+            },
+            "error": self.error,
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
+            "database": self.database,
+        }

@@ -1,0 +1,72 @@
+"""The one converter from published values to table rows."""
+
+from __future__ import annotations
+
+from runner.domain import Fill, Order, Position
+from runner.events import EquitySnapshot, RunFinished, SignalEvent, StrategyFault
+from runner.storage.models import (
+    EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PositionRecord, SignalRecord,
+    StrategyErrorRecord,
+)
+
+Rows = dict[type, list[dict]]
+
+
+def add_rows(item: object, run_id: str, rows: Rows) -> None:
+    """Append the row(s) `item` becomes to `rows`, grouped by table."""
+    kind = type(item)
+    if kind is Order:
+        rows[OrderRecord].append({
+            "run_id": run_id, "order_id": item.id, "strategy": item.strategy,
+            "symbol": item.symbol, "side": item.side.value, "order_type": item.order_type.value,
+            "quantity": item.quantity, "status": item.status.value,
+            "filled_quantity": item.filled_quantity, "average_price": item.average_price,
+            "reason": item.reason, "created_at": item.created_at,
+            "updated_at": item.updated_at or item.created_at,
+        })
+        rows[OrderEventRecord].append({
+            "run_id": run_id, "order_id": item.id, "status": item.status.value,
+            "timestamp": item.updated_at or item.created_at, "reason": item.reason,
+        })
+    elif kind is Fill:
+        rows[FillRecord].append({
+            "run_id": run_id, "fill_id": item.id, "order_id": item.order_id,
+            "strategy": item.strategy, "symbol": item.symbol, "side": item.side.value,
+            "quantity": item.quantity, "price": item.price, "commission": item.commission,
+            "timestamp": item.timestamp,
+        })
+    elif kind is Position:
+        rows[PositionRecord].append({
+            "run_id": run_id, "strategy": item.strategy, "symbol": item.symbol,
+            "quantity": item.quantity, "average_cost": item.average_cost,
+            "realized_pnl": item.realized_pnl, "fees": item.fees, "last_price": item.last_price,
+        })
+    elif kind is EquitySnapshot:
+        rows[EquityRecord].append({
+            "run_id": run_id, "step": item.step, "timestamp": item.timestamp,
+            "cash": item.cash, "equity": item.equity,
+        })
+    elif kind is SignalEvent:
+        signal = item.signal
+        rows[SignalRecord].append({
+            "run_id": run_id, "step": item.step, "timestamp": item.timestamp,
+            "strategy": item.strategy, "symbol": signal.symbol if signal else "",
+            "action": signal.action.value if signal else "",
+            "quantity": signal.quantity if signal else None,
+            "confidence": signal.confidence if signal else None,
+            "reason": signal.reason if signal else item.raw,
+            "accepted": item.accepted, "rejection": item.rejection, "order_id": item.order_id,
+        })
+    elif kind is StrategyFault:
+        rows[StrategyErrorRecord].append({
+            "run_id": run_id, "strategy": item.strategy, "hook": item.hook, "step": item.step,
+            "timestamp": item.timestamp, "error_type": item.error_type,
+            "message": item.message, "disabled": item.disabled,
+        })
+    elif kind is RunFinished:
+        rows[RunFinished].append({
+            "ended_at": item.ended_at, "status": item.status, "ticks": item.ticks,
+            "summary": item.summary_json, "error": item.error,
+        })
+    else:
+        raise TypeError(f"no table for {kind.__name__}")

@@ -1,0 +1,148 @@
+"""SQLModel tables: thin records, one per kind, every row keyed by its run id.
+
+Ledger amounts are stored as TEXT holding the exact `Decimal`, never as SQLite REAL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import String, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class DecimalText(TypeDecorator):
+    """A `Decimal` stored losslessly as its text."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else str(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else Decimal(value)
+
+
+def _money(**kwargs):
+    return Field(sa_type=DecimalText, **kwargs)
+
+
+class RunRecord(SQLModel, table=True):
+    __tablename__ = "runs"
+
+    id: str = Field(primary_key=True)
+    started_at: datetime
+    ended_at: datetime | None = None
+    status: str = Field(index=True)  # running, completed, stopped, failed
+    config_path: str
+    config_text: str
+    config_sha256: str
+    seed: int
+    ticks: int = 0
+    summary: str = ""  # JSON of the end-of-run summary
+    error: str = ""
+
+
+class OrderRecord(SQLModel, table=True):
+    __tablename__ = "orders"
+
+    run_id: str = Field(primary_key=True)
+    order_id: int = Field(primary_key=True)
+    strategy: str = Field(index=True)
+    symbol: str
+    side: str
+    order_type: str
+    quantity: Decimal = _money()
+    status: str
+    filled_quantity: Decimal = _money()
+    average_price: Decimal | None = _money(default=None, nullable=True)
+    reason: str = ""
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderEventRecord(SQLModel, table=True):
+    """One status an order reached, in order: the order's history."""
+
+    __tablename__ = "order_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    order_id: int
+    status: str
+    timestamp: datetime
+    reason: str = ""
+
+
+class FillRecord(SQLModel, table=True):
+    __tablename__ = "fills"
+
+    run_id: str = Field(primary_key=True)
+    fill_id: int = Field(primary_key=True)
+    order_id: int
+    strategy: str = Field(index=True)
+    symbol: str
+    side: str
+    quantity: Decimal = _money()
+    price: Decimal = _money()
+    commission: Decimal = _money()
+    timestamp: datetime
+
+
+class PositionRecord(SQLModel, table=True):
+    """The latest state of a strategy's position in a symbol."""
+
+    __tablename__ = "positions"
+
+    run_id: str = Field(primary_key=True)
+    strategy: str = Field(primary_key=True)
+    symbol: str = Field(primary_key=True)
+    quantity: Decimal = _money()
+    average_cost: Decimal = _money()
+    realized_pnl: Decimal = _money()
+    fees: Decimal = _money()
+    last_price: Decimal = _money()
+
+
+class EquityRecord(SQLModel, table=True):
+    __tablename__ = "equity"
+
+    run_id: str = Field(primary_key=True)
+    step: int = Field(primary_key=True)
+    timestamp: datetime
+    cash: Decimal = _money()
+    equity: Decimal = _money()
+
+
+class SignalRecord(SQLModel, table=True):
+    __tablename__ = "signals"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    step: int
+    timestamp: datetime
+    strategy: str
+    symbol: str
+    action: str
+    quantity: Decimal | None = _money(default=None, nullable=True)
+    confidence: float | None = None
+    reason: str = ""
+    accepted: bool
+    rejection: str = ""
+    order_id: int | None = None
+
+
+class StrategyErrorRecord(SQLModel, table=True):
+    __tablename__ = "strategy_errors"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    strategy: str
+    hook: str
+    step: int
+    timestamp: datetime | None = None
+    error_type: str
+    message: str
+    disabled: bool = False

@@ -1,0 +1,155 @@
+"""The single writer: one thread owns the database session and commits records in batches.
+
+The loop hands over each step's records with `submit` (it never waits on the database). The
+writer takes everything queued so far and commits it in one transaction, so an order and the
+fills of the same step land together, and rows of a step never land before those of an
+earlier one. `close` commits everything handed over before it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from runner.errors import StorageError
+from runner.events import RunFinished, RunStarted
+from runner.storage.convert import Rows, add_rows
+from runner.storage.models import (
+    EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PositionRecord, RunRecord,
+    SignalRecord, StrategyErrorRecord,
+)
+
+log = logging.getLogger(__name__)
+
+_INSERTED = (OrderEventRecord, FillRecord, EquityRecord, SignalRecord, StrategyErrorRecord)
+_UPSERT_KEYS = {
+    OrderRecord: ("run_id", "order_id"),
+    PositionRecord: ("run_id", "strategy", "symbol"),
+}
+_STOP = object()
+
+
+class Recorder:
+    """Writes one run's records on a background thread.
+
+    Args:
+        engine: the database.
+        run_id: the run every row belongs to.
+        max_batch: the most step batches committed in one transaction.
+    """
+
+    def __init__(self, engine: Engine, run_id: str, max_batch: int = 2_000):
+        self.engine = engine
+        self.run_id = run_id
+        self.max_batch = max_batch
+        self.error: StorageError | None = None
+        self.committed = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write_loop, name="runner-recorder", daemon=True)
+
+    def start(self, started: RunStarted) -> None:
+        """Write the run record now, then start the writer thread."""
+        row = RunRecord(
+            id=started.run_id, started_at=started.started_at, status="running",
+            config_path=started.config_path, config_text=started.config_text,
+            config_sha256=started.config_sha256, seed=started.seed,
+        )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(RunRecord).values(**row.model_dump()))
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot record run {started.run_id}: {exc}") from exc
+        self._thread.start()
+
+    def submit(self, records: Sequence[object]) -> None:
+        """Queue a step's records; returns at once."""
+        if records:
+            self._queue.put(records)
+
+    def close(self, finished: RunFinished) -> None:
+        """Commit everything queued, then the run's final state; wait for the writer to end.
+
+        Raises:
+            StorageError: some records could not be written.
+        """
+        self._queue.put([finished])
+        self._queue.put(_STOP)
+        if self._thread.is_alive():
+            self._thread.join()
+        if self.error is not None:
+            self._mark_failed(finished)
+            raise self.error
+
+    def _write_loop(self) -> None:
+        while True:
+            batches = [self._queue.get()]
+            while len(batches) < self.max_batch:
+                try:
+                    batches.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = batches[-1] is _STOP
+            if stop:
+                batches.pop()
+            if self.error is None and batches:
+                try:
+                    self._write(batches)
+                except (SQLAlchemyError, OSError) as exc:
+                    log.error("storage write failed: %s", exc)
+                    self.error = StorageError(f"cannot write records to the database: {exc}")
+            if stop:
+                return
+
+    def _write(self, batches: list[Sequence[object]]) -> None:
+        rows: Rows = defaultdict(list)
+        count = 0
+        for records in batches:
+            for item in records:
+                add_rows(item, self.run_id, rows)
+                count += 1
+        with self.engine.begin() as conn:
+            for table, keys in _UPSERT_KEYS.items():
+                if rows.get(table):
+                    _upsert(conn, table, _last_per_key(rows[table], keys), keys)
+            for table in _INSERTED:
+                if rows.get(table):
+                    conn.execute(insert(table), rows[table])
+            for values in rows.get(RunFinished, ()):
+                conn.execute(update(RunRecord).where(RunRecord.id == self.run_id).values(**values))
+        self.committed += count
+
+    def _mark_failed(self, finished: RunFinished) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(RunRecord).where(RunRecord.id == self.run_id)
+                    .values(status="failed", ended_at=finished.ended_at, error=str(self.error))
+                )
+        except SQLAlchemyError:
+            log.error("could not mark run %s as failed", self.run_id)
+
+
+def _last_per_key(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
+    latest = {tuple(row[k] for k in keys): row for row in rows}
+    return list(latest.values())
+
+
+def _upsert(conn, table, rows: list[dict], keys: tuple[str, ...]) -> None:
+    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(conn.dialect.name)
+    if dialect is None:
+        raise StorageError(f"unsupported database dialect {conn.dialect.name!r}")
+    statement = dialect.insert(table)
+    columns = [c for c in rows[0] if c not in keys]
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=list(keys), set_={c: statement.excluded[c] for c in columns},
+        ),
+        rows,
+    )
