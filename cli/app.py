@@ -67,8 +67,10 @@ def start(
     json_output: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output; only the summary.")] = False,
 ) -> None:
-    """Run the strategies of CONFIG on its market data until the data ends, --max-ticks or
-    --duration is reached, or Ctrl-C / SIGTERM stops it gracefully.
+    """Paper-trade the strategies of CONFIG and record the run.
+
+    The run ends when the data ends, at --max-ticks or --duration, or on Ctrl-C / SIGTERM;
+    it always stops the strategies, flushes the records and prints the summary.
 
     Example:  runner start configs/default.yaml --max-ticks 500 --db runs/try.db --json
     """
@@ -101,7 +103,7 @@ def start(
 
 @app.command()
 def validate(config: ConfigArg, json_output: JsonOption = False) -> None:
-    """Check CONFIG without trading: print OK, or every problem, one a line (exit 2).
+    """Check CONFIG without trading: OK, or every problem, one a line (exit 2).
 
     Example:  runner validate configs/default.yaml
     """
@@ -115,7 +117,7 @@ def validate(config: ConfigArg, json_output: JsonOption = False) -> None:
     except ConfigError as exc:
         if json_output:
             problems = [
-                {"file": p.file, "line": p.line, "key": p.key_path, "message": p.message}
+                {"file": p.file, "line": p.line, "column": p.column, "key": p.key_path, "message": p.message}
                 for p in exc.problems
             ]
             sys.stdout.write(json.dumps({"ok": False, "problems": problems}) + "\n")

@@ -405,8 +405,8 @@ def _yaml_problem(name: str, text: str, exc: yaml.YAMLError) -> ConfigProblem:
     line_text = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
     pointer = " " * mark.column + "^"
     return ConfigProblem(
-        f"{name}:{mark.line + 1}:{mark.column + 1}", "",
-        f"invalid YAML: {reason}\n    {line_text}\n    {pointer}",
+        name, "", f"invalid YAML: {reason}\n    {line_text}\n    {pointer}",
+        line=mark.line + 1, column=mark.column + 1,
     )
 
 

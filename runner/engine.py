@@ -7,6 +7,7 @@ import logging
 import threading
 from dataclasses import replace
 from enum import Enum
+from typing import Protocol
 
 from runner.clock import Clock
 from runner.errors import RunnerError
@@ -15,9 +16,20 @@ from runner.feeds import Feed
 from runner.loop import TickLoop
 from runner.pacing import Pacer
 from runner.snapshot import RunSnapshot
-from runner.storage.recorder import Recorder
 
 log = logging.getLogger(__name__)
+
+
+class RunRecorder(Protocol):
+    """The storage writer as the runner sees it."""
+
+    error: RunnerError | None
+
+    def start(self, started: RunStarted) -> None: ...
+
+    def submit(self, records: list[object]) -> None: ...
+
+    def close(self, finished: RunFinished) -> None: ...
 
 
 class RunStatus(str, Enum):
@@ -49,7 +61,7 @@ class StrategyRunner:
     """
 
     def __init__(
-        self, run_id: str, feed: Feed, loop: TickLoop, recorder: Recorder, pacer: Pacer,
+        self, run_id: str, feed: Feed, loop: TickLoop, recorder: RunRecorder, pacer: Pacer,
         clock: Clock, started: RunStarted, max_ticks: int | None = None,
         duration: float | None = None, database: str = "",
     ):

@@ -25,9 +25,12 @@ class ConfigProblem:
     key_path: str
     message: str
     line: int | None = None
+    column: int | None = None
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.file and self.line else self.file
+        where = self.file
+        if self.file and self.line:
+            where += f":{self.line}" + (f":{self.column}" if self.column else "")
         parts = [part for part in (where, self.key_path) if part]
         return ": ".join(parts + [self.message])
 

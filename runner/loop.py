@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from runner.broker.paper import BrokerEvent, PaperBroker
+from runner.broker import Broker, BrokerEvent
 from runner.domain import Fill, MarketData, Order, OrderStatus, Signal
 from runner.events import EquitySnapshot, SignalEvent, StrategyFault
 from runner.history import HistoryStore
@@ -40,7 +40,7 @@ class TickLoop:
     """
 
     def __init__(
-        self, broker: PaperBroker, hosts: list[StrategyHost], risk: RiskGate,
+        self, broker: Broker, hosts: list[StrategyHost], risk: RiskGate,
         history: HistoryStore, sink: Sink, equity_every: int = 1,
         on_signal: Callable[[SignalEvent], None] | None = None,
     ):

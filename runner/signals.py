@@ -62,20 +62,20 @@ def _choice(enum: type, value: Any, key: str):
         except ValueError:
             pass
     allowed = ", ".join(member.value for member in enum)
-    raise SignalError(f"{key} must be one of {allowed}, got {value!r}")
+    raise SignalError(f"{key} must be one of {allowed}, got {_show(value)}")
 
 
 def _positive(value: Any, key: str) -> Decimal | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise SignalError(f"{key} must be a number > 0, got {value!r}")
+        raise SignalError(f"{key} must be a number > 0, got {_show(value)}")
     try:
         number = value if isinstance(value, Decimal) else Decimal(str(value))
     except (InvalidOperation, ValueError):
-        raise SignalError(f"{key} must be a number > 0, got {value!r}") from None
+        raise SignalError(f"{key} must be a number > 0, got {_show(value)}") from None
     if not number.is_finite() or number <= 0:
-        raise SignalError(f"{key} must be a number > 0, got {value!r}")
+        raise SignalError(f"{key} must be a number > 0, got {_show(value)}")
     return number
 
 
@@ -83,10 +83,17 @@ def _confidence(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        raise SignalError(f"confidence must be a number in 0..1 (or 0..100), got {value!r}")
+        raise SignalError(f"confidence must be a number in 0..1 (or 0..100), got {_show(value)}")
     number = float(value)
     if number > 1:
         number /= 100
     if not 0 <= number <= 1:
-        raise SignalError(f"confidence must be a number in 0..1 (or 0..100), got {value!r}")
+        raise SignalError(f"confidence must be a number in 0..1 (or 0..100), got {_show(value)}")
     return number
+
+
+def _show(value: Any) -> str:
+    """Numbers as written (-1, 0.5), anything else as its repr ('lots', None)."""
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return str(value)
+    return repr(value)

@@ -11,12 +11,11 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
+from runner.broker import BrokerEvent
 from runner.broker.fees import CommissionModel
 from runner.broker.fills import NextOpenFillModel
 from runner.domain import ZERO, Fill, MarketData, Order, OrderStatus, OrderType, Side
 from runner.portfolio import Portfolio
-
-BrokerEvent = Order | Fill
 
 
 class PaperBroker:

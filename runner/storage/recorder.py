@@ -50,7 +50,8 @@ class Recorder:
         self.run_id = run_id
         self.max_batch = max_batch
         self.error: StorageError | None = None
-        self.committed = 0
+        self.submitted = 0  # records handed over (loop thread)
+        self.committed = 0  # records committed (writer thread)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write_loop, name="runner-recorder", daemon=True)
 
@@ -71,6 +72,7 @@ class Recorder:
     def submit(self, records: Sequence[object]) -> None:
         """Queue a step's records; returns at once."""
         if records:
+            self.submitted += len(records)
             self._queue.put(records)
 
     def close(self, finished: RunFinished) -> None:

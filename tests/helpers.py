@@ -1,0 +1,46 @@
+"""Small builders shared by the tests: bars and steps from plain numbers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from runner.domain import Bar, MarketData
+
+T0 = datetime(2024, 1, 2, 9, 30, tzinfo=UTC)
+
+
+def D(value) -> Decimal:
+    return Decimal(str(value))
+
+
+def bar(symbol: str, minute: int, open_, high=None, low=None, close=None, volume=1000) -> Bar:
+    close = open_ if close is None else close
+    high = max(open_, close) if high is None else high
+    low = min(open_, close) if low is None else low
+    return Bar(symbol, T0 + timedelta(minutes=minute), D(open_), D(high), D(low), D(close), D(volume))
+
+
+def step(minute: int, *bars: Bar) -> MarketData:
+    return MarketData(T0 + timedelta(minutes=minute), "1m", {b.symbol: b for b in bars})
+
+
+def closes_to_steps(symbol: str, closes: list) -> list[MarketData]:
+    """One step per close; each bar opens at the previous close."""
+    steps, previous = [], closes[0]
+    for minute, close in enumerate(closes):
+        steps.append(step(minute, bar(symbol, minute, previous, close=close)))
+        previous = close
+    return steps
+
+
+def config_text(strategies: str, **sections: str) -> str:
+    """A YAML config: `strategies` is the YAML list body; other sections are inline mappings."""
+    defaults = {
+        "run": "{max_ticks: 300, seed: 7}",
+        "market_data": "{symbols: [AAA, BBB], interval: 1m}",
+        "broker": "{slippage_bps: 5, commission: {per_order: 1}}",
+    }
+    defaults.update(sections)
+    body = "".join(f"{name}: {value}\n" for name, value in defaults.items())
+    return body + "strategies:\n" + strategies
