@@ -63,7 +63,9 @@ CHECKS = (strategy_problems, symbol_problems, name_problems)
 
 
 def config_problems(config: RunnerConfig) -> list[ConfigProblem]:
-    return [problem for check in CHECKS for problem in check(config)]
+    """Every cross-field problem, in the order of the lines they point at."""
+    problems = [problem for check in CHECKS for problem in check(config)]
+    return sorted(problems, key=lambda problem: problem.line or 0)
 
 
 def check_config(config: RunnerConfig) -> None:
