@@ -446,24 +446,31 @@ def wait_until_running(db: Path, process: subprocess.Popen, timeout: float = 30)
     pytest.fail(f"the run did not start within {timeout} s: {process.communicate()}")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_stops_the_run_gracefully(tmp_path, signum):
+def start_then_signal(tmp_path, extra_args, signum, settle):
+    """Start the slow config in a subprocess, send `signum` `settle` s after it runs, wait for the end."""
     write(tmp_path / "slow.yaml", SLOW_CONFIG)
     db = tmp_path / "slow.db"
-    env = {**os.environ, "COLUMNS": "120"}
     process = subprocess.Popen(
-        [str(RUNNER), "start", "slow.yaml", "--db", str(db), "--run-id", "sig-run"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [str(RUNNER), "start", "slow.yaml", "--db", str(db), *extra_args],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "120"},
     )
     try:
         wait_until_running(db, process)
-        time.sleep(2)
+        time.sleep(settle)
         process.send_signal(signum)
         out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
+    return process, out, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_the_run_gracefully(tmp_path, signum):
+    db = tmp_path / "slow.db"
+    process, out, err = start_then_signal(tmp_path, ["--run-id", "sig-run"], signum, settle=2)
     assert process.returncode == 0, (out, err)
     assert "Traceback" not in out + err
     assert "sig-run" in out
@@ -477,21 +484,8 @@ def test_signal_stops_the_run_gracefully(tmp_path, signum):
 
 
 def test_signal_stop_with_json(tmp_path):
-    write(tmp_path / "slow.yaml", SLOW_CONFIG)
     db = tmp_path / "slow.db"
-    process = subprocess.Popen(
-        [str(RUNNER), "start", "slow.yaml", "--db", str(db), "--json"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        wait_until_running(db, process)
-        time.sleep(1)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+    process, out, err = start_then_signal(tmp_path, ["--json"], signal.SIGTERM, settle=1)
     assert process.returncode == 0, (out, err)
     summary = json.loads(out)
     assert summary["status"] == "stopped"
