@@ -89,7 +89,7 @@ def start(
         runner = build(loaded, run_id=run_id)
         runner.start()
     with _stopping_on_signals(runner):
-        _follow(runner, err, quiet=quiet, max_ticks=loaded.run.max_ticks)
+        _follow(runner, err, quiet=quiet)
     result = runner.snapshot()
     if json_output:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
@@ -155,7 +155,7 @@ class _stopping_on_signals:
             signal.signal(sig, handler)
 
 
-def _follow(runner, err: Console, quiet: bool, max_ticks: int | None) -> None:
+def _follow(runner, err: Console, quiet: bool) -> None:
     """Wait for the run to end, showing progress on stderr unless quiet."""
     from cli.render import progress_line
 
@@ -167,7 +167,7 @@ def _follow(runner, err: Console, quiet: bool, max_ticks: int | None) -> None:
         from rich.live import Live
 
         with Live(
-            get_renderable=lambda: progress_line(runner.snapshot(), max_ticks),
+            get_renderable=lambda: progress_line(runner.snapshot()),
             console=err, refresh_per_second=4, transient=True,
         ):
             while not runner.wait(0.25):
@@ -177,7 +177,7 @@ def _follow(runner, err: Console, quiet: bool, max_ticks: int | None) -> None:
     while not runner.wait(0.25):
         if time.monotonic() - last >= LOG_EVERY_SECONDS:
             last = time.monotonic()
-            err.print(progress_line(runner.snapshot(), max_ticks), highlight=False)
+            err.print(progress_line(runner.snapshot()), highlight=False)
 
 
 def main() -> None:

@@ -14,12 +14,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from runner.errors import ConfigError, FeedError, RunnerError, StorageError, StrategyLoadError
+from runner.errors import (
+    ConfigError, DataError, FeedError, RunnerError, StorageError, StrategyLoadError,
+)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 _EXIT_CODES: dict[type[RunnerError], int] = {
     ConfigError: EXIT_USAGE,
+    DataError: EXIT_USAGE,
     StrategyLoadError: EXIT_USAGE,
     FeedError: EXIT_FAILURE,
     StorageError: EXIT_FAILURE,

@@ -20,20 +20,37 @@ def signed(value: Decimal) -> Text:
     return Text(f"{value:+,.2f}", style=style)
 
 
-def progress_line(snap: RunSnapshot, max_ticks: int | None = None) -> Text:
-    """One line: steps (of max), bar time, equity and P&L, orders, fills, rejections, errors."""
-    steps = f"{snap.steps:,}" + (f"/{max_ticks:,}" if max_ticks else "")
+def progress_line(snap: RunSnapshot) -> Text:
+    """One line: progress (with a bar and ETA when the end is known), bar time, equity and
+    P&L, orders, fills, rejections, errors."""
     rate = snap.steps / snap.elapsed_seconds if snap.elapsed_seconds > 0 else 0.0
+    line = Text("▶ ", style="bold cyan")
+    total = snap.total_steps
+    if total:
+        share = min(snap.steps / total, 1.0)
+        filled = int(share * 20)
+        line.append("█" * filled + "░" * (20 - filled), style="cyan")
+        eta = (total - snap.steps) / rate if rate > 0 else None
+        line.append(f" {share:4.0%} {snap.steps:,}/{total:,}  ")
+        line.append(f"ETA {_clock(eta)}  " if eta is not None else "ETA -  ", style="dim")
+    else:
+        line.append(f"step {snap.steps:,}  ")
     bar_time = f"{snap.timestamp:%Y-%m-%d %H:%M}" if snap.timestamp else "-"
-    line = Text.assemble(
-        ("▶ ", "bold cyan"), f"step {steps}  ", (f"{rate:,.0f}/s  ", "dim"), f"{bar_time}  ",
+    line.append_text(Text.assemble(
+        (f"{rate:,.0f}/s  ", "dim"), f"{bar_time}  ",
         f"equity {money(snap.equity)} (", signed(snap.pnl), ")  ",
         f"orders {snap.orders}  fills {snap.fills}  ",
-    )
+    ))
     line.append(f"rejected {snap.rejections}", style="yellow" if snap.rejections else "")
     line.append("  ")
     line.append(f"errors {snap.errors}", style="red" if snap.errors else "")
     return line
+
+
+def _clock(seconds: float) -> str:
+    minutes, second = divmod(int(seconds + 0.5), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02d}:{second:02d}" if hours else f"{minute}:{second:02d}"
 
 
 def summary(snap: RunSnapshot) -> Group:
@@ -50,6 +67,8 @@ def summary(snap: RunSnapshot) -> Group:
     totals.add_row("orders", f"{snap.orders:,}")
     totals.add_row("fills", f"{snap.fills:,}")
     totals.add_row("rejections", Text(f"{snap.rejections:,}", style="yellow" if snap.rejections else ""))
+    if snap.skipped_rows:
+        totals.add_row("skipped rows", Text(f"{snap.skipped_rows:,} bad data rows dropped (on_bad_rows: skip)", style="yellow"))
     totals.add_row("final equity", f"{money(snap.equity)}  (start {money(snap.starting_cash)})")
     totals.add_row("P&L", signed(snap.pnl))
     totals.add_row("records", snap.database)

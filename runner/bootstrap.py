@@ -7,6 +7,7 @@ same from objects built in plain Python (see run_strategy_example.py).
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,14 +19,17 @@ from runner.broker.fees import CommissionModel
 from runner.broker.fills import NextOpenFillModel
 from runner.broker.paper import PaperBroker
 from runner.clock import Clock, WallClock
-from runner.config import ConfigSource, RunnerConfig
+from runner.bars import CandleAggregator
+from runner.config import ConfigSource, RunnerConfig, SyntheticFeedConfig
 from runner.engine import StrategyRunner
 from runner.errors import ConfigError, StrategyLoadError
 from runner.events import RunStarted, SignalEvent
 from runner.feeds import Feed
+from runner.feeds.replay import load_replay
 from runner.feeds.synthetic import SyntheticFeed
 from runner.history import HistoryStore
 from runner.host import StrategyHost
+from runner.intervals import interval_seconds
 from runner.loop import TickLoop
 from runner.pacing import Pacer
 from runner.portfolio import Portfolio
@@ -40,13 +44,15 @@ from strategies.base import StrategyContext, StrategyInterface
 
 @dataclass(frozen=True)
 class StrategySetup:
-    """One strategy to run: its name, class, parameters and symbols (None for all)."""
+    """One strategy to run: its name, class, parameters, symbols (None for all) and interval
+    (None for the feed's own)."""
 
     name: str
     cls: type[StrategyInterface]
     params: BaseModel | dict[str, Any] | None = None
     symbols: Sequence[str] | None = None
     max_errors: int = 10
+    interval: str | None = None
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -66,11 +72,9 @@ def build(
         StorageError: the database cannot be opened.
     """
     check_config(config)
-    market, broker_config = config.market_data, config.broker
-    feed = SyntheticFeed(
-        market.symbols, market.interval, market.start, config.run.seed,
-        market.price_precision, market.base_volume,
-    )
+    feed = _feed(config)
+    _check_against_data(config, feed)
+    broker_config = config.broker
     commission = broker_config.commission
     broker = PaperBroker(
         Portfolio(broker_config.starting_cash),
@@ -79,18 +83,69 @@ def build(
         feed.symbols, broker_config.allow_short,
     )
     strategies = [
-        StrategySetup(entry.display_name, strategy_class(entry.type), entry.params, entry.symbols, entry.max_errors)
+        StrategySetup(
+            entry.display_name, strategy_class(entry.type), entry.params, entry.symbols,
+            entry.max_errors, entry.interval,
+        )
         for entry in config.strategies if entry.enabled
     ]
-    run = config.run
+    run, market = config.run, config.market_data
     return assemble(
         feed=feed, broker=broker, strategies=strategies,
         risk=RiskGate(config.risk.default_quantity, config.risk.max_order_value),
         database=config.storage.url, equity_every=config.storage.equity_every,
         mode=run.mode, speed=run.speed, tick_interval=run.tick_interval,
         max_ticks=run.max_ticks, duration=run.duration, seed=run.seed,
+        derived_intervals=market.derived_intervals, timezone=market.timezone,
         run_id=run_id, source=config.source, clock=clock, on_signal=on_signal,
     )
+
+
+def _feed(config: RunnerConfig) -> Feed:
+    """The market data of a config: synthetic, or files read and checked now, before any run."""
+    market = config.market_data
+    if isinstance(market, SyntheticFeedConfig):
+        return SyntheticFeed(
+            market.symbols, market.interval, market.start, config.run.seed,
+            market.price_precision, market.base_volume,
+        )
+    folder = Path(config.source.path).parent if config.source.path != "<python>" else Path.cwd()
+    return load_replay(
+        market.source, folder, path=market.path, files=market.files, symbols=market.symbols,
+        interval=market.interval, timezone=market.timezone, adjusted=market.adjusted,
+        on_bad_rows=market.on_bad_rows, price_precision=market.price_precision,
+    )
+
+
+def _check_against_data(config: RunnerConfig, feed: Feed) -> None:
+    """Strategy symbols exist in the data, and every interval is a multiple of the data's."""
+    source, problems = config.source, []
+    base = interval_seconds(feed.interval)
+    for index, interval in enumerate(config.market_data.derived_intervals):
+        if _not_a_multiple(interval, base):
+            problems.append(source.problem(
+                ("market_data", "derived_intervals", index),
+                f"{interval} is not a multiple of the data's interval {feed.interval}",
+            ))
+    for index, entry in enumerate(config.strategies):
+        unknown = [s for s in entry.symbols or () if s not in feed.symbols]
+        if unknown:
+            problems.append(source.problem(
+                ("strategies", index, "symbols"),
+                f"unknown symbol(s) {', '.join(unknown)}; the data has: {', '.join(feed.symbols)}",
+            ))
+        if entry.interval and entry.interval != feed.interval and _not_a_multiple(entry.interval, base):
+            problems.append(source.problem(
+                ("strategies", index, "interval"),
+                f"{entry.interval} is not a multiple of the data's interval {feed.interval}",
+            ))
+    if problems:
+        raise ConfigError(problems)
+
+
+def _not_a_multiple(interval: str, base_seconds: int) -> bool:
+    seconds = interval_seconds(interval)
+    return seconds <= base_seconds or seconds % base_seconds != 0
 
 
 def assemble(
@@ -98,10 +153,15 @@ def assemble(
     risk: RiskGate | None = None, database: str = "sqlite:///runs/runner.db",
     equity_every: int = 1, mode: str = "data", speed: float = 0.0, tick_interval: float = 1.0,
     max_ticks: int | None = None, duration: float | None = None, seed: int = 0,
+    derived_intervals: Sequence[str] = (), timezone: str = "UTC",
     run_id: str | None = None, source: ConfigSource | None = None, clock: Clock | None = None,
     on_signal: Callable[[SignalEvent], None] | None = None,
 ) -> StrategyRunner:
-    """Wire a runner from parts: the feed, the broker, the strategies and the run settings."""
+    """Wire a runner from parts: the feed, the broker, the strategies and the run settings.
+
+    Every interval a strategy runs on, and every one in `derived_intervals`, is built from the
+    feed's bars.
+    """
     clock = clock or WallClock()
     run_id = run_id or new_run_id(clock.now())
     engine = open_database(database)
@@ -110,14 +170,22 @@ def assemble(
     recorder = Recorder(engine, run_id)
     history = HistoryStore(0)
     hosts: list[StrategyHost] = []
-    loop = TickLoop(broker, hosts, risk or RiskGate(default_quantity=1), history, recorder, equity_every, on_signal)
+    intervals = list(dict.fromkeys(
+        [*derived_intervals, *(s.interval for s in strategies if s.interval and s.interval != feed.interval)]
+    ))
+    aggregators = [CandleAggregator(interval, feed.interval, timezone) for interval in intervals]
+    loop = TickLoop(
+        broker, hosts, risk or RiskGate(default_quantity=1), history, recorder, equity_every,
+        on_signal, base_interval=feed.interval, aggregators=aggregators,
+    )
     for setup in strategies:
         symbols = tuple(setup.symbols or feed.symbols)
-        strategy = _create(setup, symbols, broker.portfolio, history)
+        interval = setup.interval or feed.interval
+        strategy = _create(setup, symbols, interval, broker.portfolio, history)
         history.depth = max(history.depth, strategy.history_size())
         hosts.append(StrategyHost(
             setup.name, strategy, symbols, setup.max_errors, loop.record_fault,
-            sees_all=set(symbols) == set(feed.symbols),
+            sees_all=set(symbols) == set(feed.symbols), interval=interval,
         ))
     source = source or ConfigSource("<python>", "")
     started = RunStarted(run_id, clock.now(), source.path, source.text, source.sha256, seed)
@@ -128,13 +196,14 @@ def assemble(
 
 
 def _create(
-    setup: StrategySetup, symbols: tuple[str, ...], portfolio: Portfolio, history: HistoryStore,
+    setup: StrategySetup, symbols: tuple[str, ...], interval: str, portfolio: Portfolio,
+    history: HistoryStore,
 ) -> StrategyInterface:
     params = setup.params
     try:
         if not isinstance(params, BaseModel):
             params = setup.cls.Params.model_validate(params or {})
-        context = StrategyContext(setup.name, params, symbols, portfolio, history)
+        context = StrategyContext(setup.name, params, symbols, portfolio, history, interval)
         return setup.cls(context)
     except Exception as exc:  # noqa: BLE001 - user code may raise anything while constructing
         raise StrategyLoadError(

@@ -17,10 +17,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import annotated_types
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator,
+)
 
 from runner.errors import ConfigError, ConfigProblem
 from runner.intervals import interval_seconds
@@ -58,7 +61,43 @@ class SyntheticSymbol(_Section):
     volatility: float = Field(0.2, ge=0, le=5, description="Annualised volatility, 0.2 for 20 %.")
 
 
-class SyntheticFeedConfig(_Section):
+class _MarketDataSection(_Section):
+    """Settings every market data source shares."""
+
+    derived_intervals: list[str] = Field(
+        default_factory=list,
+        description="Higher intervals built from the base bars, such as [5m, 15m, 1h, 1d]; a "
+        "strategy's `interval` is added here by itself.",
+    )
+    timezone: str = Field(
+        "UTC", description="Zone of timestamps written without one, and of daily candle boundaries.",
+    )
+    candle_grace_seconds: float = Field(
+        0.0, ge=0, description="Clock-driven live feeds: seconds after a candle's end at which it "
+        "counts as closed even if its last base bar has not arrived.",
+    )
+
+    @field_validator("derived_intervals")
+    @classmethod
+    def _known_intervals(cls, value: list[str]) -> list[str]:
+        for interval in value:
+            interval_seconds(interval)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; expected an IANA name such as 'UTC', "
+                "'America/New_York' or 'Europe/London'"
+            ) from None
+        return value
+
+
+class SyntheticFeedConfig(_MarketDataSection):
     """Seeded synthetic OHLCV bars for any number of symbols."""
 
     source: Literal["synthetic"] = Field("synthetic", description="Where market data comes from.")
@@ -73,6 +112,10 @@ class SyntheticFeedConfig(_Section):
     )
     price_precision: int = Field(2, ge=0, le=8, description="Decimal places of generated prices.")
     base_volume: int = Field(10_000, gt=0, description="Mean volume of one bar.")
+
+    @property
+    def symbol_names(self) -> list[str]:
+        return list(self.symbols)
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -107,6 +150,63 @@ class SyntheticFeedConfig(_Section):
     @classmethod
     def _aware_start(cls, value: datetime) -> datetime:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ReplayFeedConfig(_MarketDataSection):
+    """OHLCV bars replayed from CSV or Parquet files."""
+
+    source: Literal["csv", "parquet"] = Field(description="File format of the data.")
+    path: str | None = Field(
+        None, description="One file, or a pattern with {symbol} such as data/{symbol}.csv; "
+        "relative paths are taken from the config file's folder.",
+    )
+    files: dict[str, str] | None = Field(None, description="Explicit mapping symbol -> file.")
+    symbols: list[str] | None = Field(
+        None, description="Symbols to replay: required with a {symbol} pattern; with one file, "
+        "a filter on its `symbol` column (default: every symbol in it).",
+    )
+    interval: str | None = Field(
+        None, description="Interval of the rows; default: the most common gap between them.",
+    )
+    adjusted: bool = Field(
+        False, description="Use the `Adj Close` column as the close and scale open, high and "
+        "low by the same factor.",
+    )
+    on_bad_rows: Literal["fail", "skip"] = Field(
+        "fail", description="fail: stop before the run with every bad row listed; skip: drop "
+        "them, count them, and report them in the summary and the run record.",
+    )
+    price_precision: int | None = Field(
+        None, ge=0, le=12, description="Round prices to this many decimal places (default: as written).",
+    )
+
+    @property
+    def symbol_names(self) -> list[str]:
+        if self.files:
+            return list(self.files)
+        return list(self.symbols or ())
+
+    @field_validator("interval")
+    @classmethod
+    def _known_interval(cls, value: str | None) -> str | None:
+        if value is not None:
+            interval_seconds(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_name_files(self) -> ReplayFeedConfig:
+        if (self.path is None) == (self.files is None):
+            raise ValueError("give either `path` (a file or a {symbol} pattern) or `files`, not both or neither")
+        if self.path and "{symbol}" in self.path and not self.symbols:
+            raise ValueError("a `path` with {symbol} needs `symbols`, the list of symbols to replay")
+        if self.files is not None and not self.files:
+            raise ValueError("`files` must map at least one symbol to a file")
+        return self
+
+
+MarketDataConfig = Annotated[
+    SyntheticFeedConfig | ReplayFeedConfig, Field(discriminator="source")
+]
 
 
 class CommissionConfig(_Section):
@@ -157,11 +257,22 @@ class StrategyEntry(_Section):
     type: str = Field(description="Registered strategy name, see `runner strategies`.")
     name: str | None = Field(None, description="Name in records and summaries; default: type.")
     symbols: list[str] | None = Field(None, description="Symbols it sees; default: all of them.")
+    interval: str | None = Field(
+        None, description="Candle interval it runs on (called once per closed candle); default: "
+        "the base interval of the market data.",
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="The strategy's parameters.")
     enabled: bool = Field(True, description="false keeps the entry but does not run it.")
     max_errors: int = Field(
         10, ge=1, description="Consecutive errors after which the strategy is disabled."
     )
+
+    @field_validator("interval")
+    @classmethod
+    def _known_interval(cls, value: str | None) -> str | None:
+        if value is not None:
+            interval_seconds(value)
+        return value
 
     @property
     def display_name(self) -> str:
@@ -195,13 +306,20 @@ class RunnerConfig(_Section):
     """A whole run: pacing, market data, broker, storage, risk and strategies."""
 
     run: RunConfig = Field(default_factory=RunConfig)
-    market_data: SyntheticFeedConfig = Field(default_factory=SyntheticFeedConfig)
+    market_data: MarketDataConfig = Field(default_factory=SyntheticFeedConfig)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     strategies: list[StrategyEntry] = Field(default_factory=list)
 
     _source: ConfigSource | None = PrivateAttr(default=None)
+
+    @field_validator("market_data", mode="before")
+    @classmethod
+    def _synthetic_by_default(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "source" not in value:
+            return {"source": "synthetic", **value}
+        return value
 
     @property
     def source(self) -> ConfigSource:
@@ -281,33 +399,39 @@ def validation_problems(
     """
     problems = []
     for error in exc.errors():
-        loc = tuple(error["loc"])
-        problems.append(source.problem(prefix + loc, _describe(error, model, loc)))
+        loc, message = _describe(error, model)
+        problems.append(source.problem(prefix + loc, message))
     return problems
 
 
-def _describe(error: dict, model: type[BaseModel], loc: tuple) -> str:
+def _describe(error: dict, model: type[BaseModel]) -> tuple[tuple, str]:
+    """Return the key path of an error (union tags removed) and what it says to the user."""
     kind, value = error["type"], error.get("input")
+    loc, info, _ = _walk(model, tuple(error["loc"]))
     if kind == "extra_forbidden":
-        allowed = sorted(_fields_at(model, loc[:-1]))
+        allowed = sorted(_keys_at(model, tuple(error["loc"])[:-1]))
         hint = _suggestion(str(loc[-1]), allowed)
-        return f"unknown key {loc[-1]!r}" + (f" (did you mean {hint!r}?)" if hint else "") + (
+        return loc, f"unknown key {loc[-1]!r}" + (f" (did you mean {hint!r}?)" if hint else "") + (
             f"; expected one of: {', '.join(allowed)}" if allowed else "; no keys are expected here"
         )
     if kind == "missing":
-        return "is required but missing"
-    if kind in ("literal_error", "enum"):
-        allowed = re.findall(r"'([^']*)'", error.get("ctx", {}).get("expected", ""))
+        return loc, "is required but missing"
+    if kind in ("literal_error", "enum", "union_tag_invalid"):
+        ctx = error.get("ctx", {})
+        if kind == "union_tag_invalid":
+            loc, value = loc + (ctx.get("discriminator", "").strip("'"),), ctx.get("tag")
+        allowed = re.findall(r"'([^']*)'", ctx.get("expected", "") or ctx.get("expected_tags", ""))
         hint = _suggestion(str(value), allowed)
         choices = ", ".join(repr(a) for a in allowed)
-        return f"must be one of {choices} (got {value!r}" + (
+        return loc, f"must be one of {choices} (got {value!r}" + (
             f"; did you mean {hint!r}?)" if hint else ")"
         )
     if kind == "value_error":
         message = str(error.get("ctx", {}).get("error", error["msg"]))
-        return f"{message} (got {value!r})" if repr(value) not in message else message
-    expected = _expected(_field_at(model, loc))
-    return f"must be {expected}, got {value!r}" if expected else f"{error['msg']}, got {value!r}"
+        shown = isinstance(value, dict) or repr(value) in message
+        return loc, message if shown else f"{message} (got {value!r})"
+    expected = _expected(info)
+    return loc, f"must be {expected}, got {value!r}" if expected else f"{error['msg']}, got {value!r}"
 
 
 def _suggestion(word: str, choices: list[str]) -> str | None:
@@ -331,30 +455,47 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _field_at(model: type[BaseModel], loc: tuple):
-    """Return the pydantic FieldInfo at `loc` inside `model`, or None when it cannot be told."""
+def _tagged_members(annotation: Any) -> dict[str, type[BaseModel]]:
+    """For a union of models told apart by `source`, map each tag to its model."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return {}
+    members = {}
+    for member in typing.get_args(annotation):
+        field = getattr(member, "model_fields", {}).get("source")
+        for tag in typing.get_args(field.annotation) if field else ():
+            members[tag] = member
+    return members
+
+
+def _walk(model: type[BaseModel], loc: tuple) -> tuple[tuple, Any, Any]:
+    """Follow `loc` through the models.
+
+    Returns the path with union tags removed, the FieldInfo of its last key (None when it
+    cannot be told), and the type found there.
+    """
     current: Any = model
-    info = None
-    for part in loc:
+    info, clean = None, []
+    for index, part in enumerate(loc):
         current = _unwrap(current)
-        if isinstance(part, int) or typing.get_origin(current) is dict:
-            args = typing.get_args(current)
-            current = args[-1] if args else Any
+        members = _tagged_members(current)
+        if members and part in members:
+            current = members[part]
             continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        info = current.model_fields.get(part)
-        if info is None:
-            return None
-        current = info.annotation
-    return info
+        clean.append(part)
+        if isinstance(part, int) or typing.get_origin(current) in (list, dict):
+            args = typing.get_args(current)
+            current, info = (args[-1] if args else Any), None
+            continue
+        field = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
+        if field is None:
+            return tuple(clean) + tuple(loc[index + 1:]), None, None
+        info, current = field, field.annotation
+    return tuple(clean), info, _unwrap(current)
 
 
-def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    if not loc:
-        return list(model.model_fields)
-    info = _field_at(model, loc)
-    target = _unwrap(info.annotation) if info else None
+def _keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys allowed in the mapping found at `loc`."""
+    _, _, target = _walk(model, loc)
     while typing.get_origin(target) in (list, dict):
         target = _unwrap(typing.get_args(target)[-1])
     if isinstance(target, type) and issubclass(target, BaseModel):

@@ -84,14 +84,25 @@ _BAR_KEYS = frozenset({"symbol", "timestamp", "open", "high", "low", "close", "v
 
 
 class MarketData(Mapping[str, Bar]):
-    """A read-only view of one step: symbol -> latest bar, plus the step's time and interval."""
+    """A read-only view of one step: symbol -> latest bar, plus the step's time and interval.
 
-    __slots__ = ("_bars", "timestamp", "interval")
+    With several symbols, a symbol without a bar at this step keeps its latest earlier bar;
+    `fresh` lists, in order, the symbols whose bar is new in this step (`is_fresh(symbol)`).
+    """
 
-    def __init__(self, timestamp: datetime, interval: str, bars: Mapping[str, Bar]):
+    __slots__ = ("_bars", "timestamp", "interval", "fresh")
+
+    def __init__(
+        self, timestamp: datetime, interval: str, bars: Mapping[str, Bar],
+        fresh: tuple[str, ...] | None = None,
+    ):
         self._bars = bars
         self.timestamp = timestamp
         self.interval = interval
+        self.fresh = tuple(bars) if fresh is None else fresh
+
+    def is_fresh(self, symbol: str) -> bool:
+        return symbol in self.fresh
 
     def __getitem__(self, symbol: str) -> Bar:
         return self._bars[symbol]

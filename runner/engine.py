@@ -129,9 +129,13 @@ class StrategyRunner:
     def snapshot(self) -> RunSnapshot:
         """The latest published state, with the run's id, status and elapsed time."""
         elapsed = self.clock.monotonic() - self._started_at if self._started_at else 0.0
+        total = self.feed.total_steps
+        if self.max_ticks is not None:
+            total = self.max_ticks if total is None else min(total, self.max_ticks)
         return replace(
             self.loop.snapshot(), run_id=self.run_id, status=self._status.value,
             error=self._error, elapsed_seconds=elapsed, database=self.database,
+            total_steps=total, skipped_rows=self.feed.skipped_rows,
         )
 
     def _run(self) -> None:

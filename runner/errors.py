@@ -2,6 +2,7 @@
 
     RunnerError
     ├── ConfigError        fix the config file                     (exit 2)
+    ├── DataError          fix the market data file                (exit 2)
     ├── StrategyLoadError  fix the strategy spec or its code       (exit 2)
     ├── StrategyError      one strategy failed; it is faulted, the run goes on
     ├── FeedError          the market data broke; stop the run     (exit 1)
@@ -43,6 +44,10 @@ class ConfigError(RunnerError, ValueError):
             problems = [ConfigProblem(file="", key_path="", message=problems)]
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class DataError(RunnerError, ValueError):
+    """A market data file is missing, unreadable, or holds rows that cannot be replayed."""
 
 
 class StrategyLoadError(RunnerError, ValueError):

@@ -49,16 +49,19 @@ class StrategyHost:
         max_errors: consecutive errors after which it is disabled.
         on_fault: called with each fault, to record it.
         sees_all: True when `symbols` are all the feed's symbols, so steps need no filtering.
+        interval: the candle interval it is called on.
     """
 
     def __init__(
         self, name: str, strategy: StrategyInterface, symbols: tuple[str, ...], max_errors: int,
-        on_fault: Callable[[StrategyFault], None], sees_all: bool = False,
+        on_fault: Callable[[StrategyFault], None], sees_all: bool = False, interval: str = "",
     ):
         self.name = name
         self.strategy = strategy
         self.symbols = frozenset(symbols)
+        self.ordered_symbols = symbols
         self.sees_all = sees_all
+        self.interval = interval
         self.max_errors = max_errors
         self.state = HostState.CREATED
         self.stats = StrategyStats()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from runner.bars import CandleAggregator
 from runner.broker import Broker, BrokerEvent
-from runner.domain import Fill, MarketData, Order, OrderStatus, Signal
+from runner.domain import Bar, Fill, MarketData, Order, OrderStatus, Signal
 from runner.events import EquitySnapshot, SignalEvent, StrategyFault
 from runner.history import HistoryStore
 from runner.host import StrategyHost
+from runner.intervals import interval_seconds
 from runner.portfolio import Portfolio
 from runner.risk import Denied, RiskGate
 from runner.signals import SignalError, coerce_signal
@@ -37,12 +39,15 @@ class TickLoop:
         sink: receives every record of every step.
         equity_every: record an equity snapshot every N steps.
         on_signal: optional callback with each `SignalEvent`, called in the loop thread.
+        base_interval: the interval of the feed's bars.
+        aggregators: builders of the derived intervals strategies run on.
     """
 
     def __init__(
         self, broker: Broker, hosts: list[StrategyHost], risk: RiskGate,
         history: HistoryStore, sink: Sink, equity_every: int = 1,
-        on_signal: Callable[[SignalEvent], None] | None = None,
+        on_signal: Callable[[SignalEvent], None] | None = None, base_interval: str = "",
+        aggregators: Sequence[CandleAggregator] = (),
     ):
         self.broker = broker
         self.portfolio: Portfolio = broker.portfolio
@@ -52,6 +57,13 @@ class TickLoop:
         self.sink = sink
         self.equity_every = equity_every
         self.on_signal = on_signal
+        self.base_interval = base_interval
+        self.aggregators = list(aggregators)
+        self._interval_seconds = {
+            interval: interval_seconds(interval)
+            for interval in [base_interval, *(a.interval for a in self.aggregators)] if interval
+        }
+        self._latest: dict[str, dict[str, Bar]] = {interval: {} for interval in self._interval_seconds}
         self.steps = 0
         self.timestamp: datetime | None = None
         self.orders = self.fills = self.rejections = 0
@@ -66,16 +78,48 @@ class TickLoop:
         self.timestamp = market.timestamp
         self._publish(self.broker.match(market))
         self.portfolio.mark(market)
-        self.history.append(market)
-        for host in self.hosts:
-            if host.active:
-                view = _view_for(host, market)
-                if view:
-                    for raw in host.on_tick(view, self.steps):
-                        self._submit_signal(host, raw)
+        for interval, bars in self._closed_candles(market):
+            self._dispatch(interval, bars, market)
         if self.steps % self.equity_every == 0:
             self._record_equity()
         self._flush()
+
+    def _closed_candles(self, market: MarketData) -> list[tuple[str, list[Bar]]]:
+        """The step's base bars and every derived candle that closed with them, grouped by
+        candle and ordered by when each candle ended (a candle that includes the base bar
+        comes after it)."""
+        rounds = [(market.timestamp, 0, self.base_interval, list(market.values()))]
+        for aggregator in self.aggregators:
+            candles: dict[datetime, list[Bar]] = {}
+            for candle in aggregator.update(market.timestamp, market.values()):
+                candles.setdefault(candle.timestamp, []).append(candle)
+            rounds += [(start, aggregator.size, aggregator.interval, bars) for start, bars in candles.items()]
+        if len(rounds) > 1:
+            seconds = self._interval_seconds
+            rounds.sort(key=lambda r: (r[0] + timedelta(seconds=seconds[r[2]]), r[1]))
+        return [(interval, bars) for _, _, interval, bars in rounds]
+
+    def _dispatch(self, interval: str, bars: list[Bar], market: MarketData) -> None:
+        """Remember the new bars of one interval and call the strategies subscribed to them."""
+        self.history.append(interval, bars)
+        latest = self._latest[interval]
+        for bar in bars:
+            latest[bar.symbol] = bar
+        fresh = frozenset(bar.symbol for bar in bars)
+        complete = interval == self.base_interval and len(market) == len(latest)
+        for host in self.hosts:
+            if not host.active or host.interval != interval or host.symbols.isdisjoint(fresh):
+                continue
+            if host.sees_all and complete:
+                view = market
+            else:
+                view = MarketData(
+                    bars[0].timestamp if interval != self.base_interval else market.timestamp, interval,
+                    {s: latest[s] for s in host.ordered_symbols if s in latest},
+                    tuple(s for s in host.ordered_symbols if s in fresh),
+                )
+            for raw in host.on_tick(view, self.steps):
+                self._submit_signal(host, raw)
 
     def finish(self, timestamp: datetime) -> None:
         """Stop the strategies, fill their closing orders at the last price, cancel the rest."""
@@ -188,11 +232,3 @@ class TickLoop:
                 for host in self.hosts
             ),
         )
-
-
-def _view_for(host: StrategyHost, market: MarketData) -> MarketData:
-    """The part of a step a strategy subscribes to."""
-    if host.sees_all:
-        return market
-    bars = {symbol: market[symbol] for symbol in host.symbols if symbol in market}
-    return MarketData(market.timestamp, market.interval, bars)

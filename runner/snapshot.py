@@ -39,6 +39,8 @@ class RunSnapshot:
     error: str = ""
     elapsed_seconds: float = 0.0
     database: str = ""
+    total_steps: int | None = None
+    skipped_rows: int = 0
 
     @classmethod
     def empty(cls, cash: Decimal) -> RunSnapshot:
@@ -58,6 +60,8 @@ class RunSnapshot:
             "run_id": self.run_id,
             "status": self.status,
             "ticks": self.steps,
+            "total_steps": self.total_steps,
+            "skipped_rows": self.skipped_rows,
             "last_bar_time": self.timestamp.isoformat() if self.timestamp else None,
             "orders": self.orders,
             "fills": self.fills,

@@ -27,8 +27,11 @@ def strategy_problems(config: RunnerConfig) -> list[ConfigProblem]:
 
 
 def symbol_problems(config: RunnerConfig) -> list[ConfigProblem]:
-    """Every symbol a strategy names exists in the market data."""
-    available = set(config.market_data.symbols)
+    """Every symbol a strategy names exists in the market data (when the config lists them;
+    the symbols of one long data file are checked once it is read)."""
+    available = set(config.market_data.symbol_names)
+    if not available:
+        return []
     problems = []
     for index, entry in enumerate(config.strategies):
         unknown = [s for s in entry.symbols or () if s not in available]

@@ -17,10 +17,10 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from runner.domain import Action, Bar, MarketData, OrderType, Position, Signal
-from runner.history import HistoryStore
+from runner.history import BarHistory, HistoryStore
 
 __all__ = [
-    "Action", "Bar", "MarketData", "NoParams", "OrderType", "Position", "Signal",
+    "Action", "Bar", "BarHistory", "MarketData", "NoParams", "OrderType", "Position", "Signal",
     "StrategyContext", "StrategyInterface",
 ]
 
@@ -46,17 +46,18 @@ class BookReader(Protocol):
 class StrategyContext:
     """Everything a strategy may read: its name, params, symbols, positions, cash, history.
 
-    Every read returns a value (a frozen `Position`, a `Decimal`, a tuple of `Bar`), never a
+    Every read returns a value (a frozen `Position`, a `Decimal`, read-only arrays), never a
     live object of the runner.
     """
 
     def __init__(
         self, name: str, params: BaseModel, symbols: Sequence[str], books: BookReader,
-        history: HistoryStore,
+        history: HistoryStore, interval: str = "",
     ):
         self.name = name
         self.params = params
         self.symbols = tuple(symbols)
+        self.interval = interval
         self.logger = logging.getLogger(f"runner.strategy.{name}")
         self._books = books
         self._history = history
@@ -74,9 +75,13 @@ class StrategyContext:
         """This strategy's positions, flat ones included."""
         return self._books.positions(self.name)
 
-    def history(self, symbol: str, count: int | None = None) -> tuple[Bar, ...]:
-        """The last `count` bars of `symbol` up to and including this step, oldest first."""
-        return self._history.bars(symbol, count)
+    def history(self, symbol: str, count: int | None = None, interval: str | None = None) -> BarHistory:
+        """The last `count` bars of `symbol` up to and including this step, oldest first.
+
+        Bars are at this strategy's interval unless `interval` names another one the run
+        builds. The arrays are read-only views; keep `history_size()` bars at most.
+        """
+        return self._history.bars(symbol, interval or self.interval, count)
 
 
 class StrategyInterface(ABC):
@@ -103,7 +108,8 @@ class StrategyInterface(ABC):
 
     @abstractmethod
     def on_tick(self, market_data: MarketData) -> Sequence[SignalLike] | None:
-        """Called on every step with the latest bar of each subscribed symbol.
+        """Called on every step that brings a new bar (at this strategy's interval) of one of
+        its symbols, with the latest bar of each; `market_data.fresh` names the new ones.
 
         Return signals (`Signal` objects or dicts with the same keys), or None. Orders made from
         them are first eligible on the next step.

@@ -30,9 +30,9 @@ class BuyAndHold(StrategyInterface):
         self._bought: set[str] = set()
 
     def on_tick(self, market_data: MarketData) -> list[Signal]:
-        fresh = [symbol for symbol in market_data if symbol not in self._bought]
-        self._bought.update(fresh)
-        return [Signal(s, Action.BUY, self.params.quantity, reason="first bar") for s in fresh]
+        new = [symbol for symbol in market_data if symbol not in self._bought]
+        self._bought.update(new)
+        return [Signal(s, Action.BUY, self.params.quantity, reason="first bar") for s in new]
 
     def on_stop(self) -> list[Signal]:
         if not self.params.sell_on_stop:

@@ -54,8 +54,8 @@ class MACrossover(StrategyInterface):
 
     def on_tick(self, market_data: MarketData) -> list[Signal]:
         signals = []
-        for symbol, bar in market_data.items():
-            side = self._update(self._averages[symbol], bar.close)
+        for symbol in market_data.fresh:
+            side = self._update(self._averages[symbol], market_data[symbol].close)
             if side is None:
                 continue
             held = self.context.position(symbol).quantity

@@ -13,6 +13,8 @@ class Feed(Protocol):
 
     interval: str
     symbols: tuple[str, ...]
+    total_steps: int | None  # None for an endless feed
+    skipped_rows: int  # bad rows dropped while loading (on_bad_rows: skip)
 
     def __iter__(self) -> Iterator[MarketData]:
         """Yield one step per bar time, carrying each symbol that has a closed bar then."""

@@ -55,6 +55,9 @@ class SymbolPath:
 class SyntheticFeed:
     """An endless multi-symbol feed: every step carries one bar per symbol."""
 
+    total_steps = None
+    skipped_rows = 0
+
     def __init__(
         self, symbols: Mapping[str, object], interval: str, start: datetime, seed: int,
         precision: int = 2, base_volume: int = 10_000,
