@@ -91,10 +91,15 @@ class CandleAggregator:
         return [c.bar() for c in sorted(due, key=lambda c: (c.start, c.symbol))]
 
     def bounds(self, timestamp: datetime) -> tuple[datetime, datetime]:
-        """The [start, end) of the candle holding `timestamp`, in UTC."""
-        if self._utc and self.size <= 86400:
+        """The [start, end) of the candle holding `timestamp`, in UTC.
+
+        Candles shorter than a day last exactly their interval, aligned on the local clock at
+        the bar's time; daily and weekly ones run from local midnight to local midnight.
+        """
+        if self.size < 86400:
+            offset = 0 if self._utc else int(timestamp.astimezone(self.zone).utcoffset().total_seconds())
             seconds = int(timestamp.timestamp())
-            start = seconds - seconds % self.size
+            start = seconds - (seconds + offset) % self.size
             return datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(start + self.size, UTC)
         wall = (timestamp.astimezone(self.zone).replace(tzinfo=None) - _WALL_EPOCH).total_seconds()
         shift = _MONDAY_SHIFT if self.size % _WEEK == 0 else 0

@@ -97,6 +97,7 @@ def build(
         mode=run.mode, speed=run.speed, tick_interval=run.tick_interval,
         max_ticks=run.max_ticks, duration=run.duration, seed=run.seed,
         derived_intervals=market.derived_intervals, timezone=market.timezone,
+        candle_grace_seconds=market.candle_grace_seconds,
         run_id=run_id, source=config.source, clock=clock, on_signal=on_signal,
     )
 
@@ -153,7 +154,7 @@ def assemble(
     risk: RiskGate | None = None, database: str = "sqlite:///runs/runner.db",
     equity_every: int = 1, mode: str = "data", speed: float = 0.0, tick_interval: float = 1.0,
     max_ticks: int | None = None, duration: float | None = None, seed: int = 0,
-    derived_intervals: Sequence[str] = (), timezone: str = "UTC",
+    derived_intervals: Sequence[str] = (), timezone: str = "UTC", candle_grace_seconds: float = 0.0,
     run_id: str | None = None, source: ConfigSource | None = None, clock: Clock | None = None,
     on_signal: Callable[[SignalEvent], None] | None = None,
 ) -> StrategyRunner:
@@ -177,6 +178,7 @@ def assemble(
     loop = TickLoop(
         broker, hosts, risk or RiskGate(default_quantity=1), history, recorder, equity_every,
         on_signal, base_interval=feed.interval, aggregators=aggregators,
+        candle_grace_seconds=candle_grace_seconds,
     )
     for setup in strategies:
         symbols = tuple(setup.symbols or feed.symbols)

@@ -83,6 +83,7 @@ class StrategyRunner:
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="runner-loop", daemon=True)
         self._started_at = 0.0
+        self._wall_timed = pacer.mode == "clock" and feed.live
 
     def start(self) -> None:
         """Record the run and start the loop thread.
@@ -163,7 +164,7 @@ class StrategyRunner:
                 return RunStatus.STOPPED
             if limit is not None and self.clock.monotonic() >= limit:
                 return RunStatus.COMPLETED
-            self.loop.step(market)
+            self.loop.step(market, self.clock.now() if self._wall_timed else None)
             if self.recorder.error is not None:
                 raise self.recorder.error
             if self.max_ticks is not None and self.loop.steps >= self.max_ticks:

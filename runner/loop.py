@@ -41,13 +41,15 @@ class TickLoop:
         on_signal: optional callback with each `SignalEvent`, called in the loop thread.
         base_interval: the interval of the feed's bars.
         aggregators: builders of the derived intervals strategies run on.
+        candle_grace_seconds: with a wall-clock time passed to `step`, a candle counts as
+            closed this long after its end even if its last base bar never came.
     """
 
     def __init__(
         self, broker: Broker, hosts: list[StrategyHost], risk: RiskGate,
         history: HistoryStore, sink: Sink, equity_every: int = 1,
         on_signal: Callable[[SignalEvent], None] | None = None, base_interval: str = "",
-        aggregators: Sequence[CandleAggregator] = (),
+        aggregators: Sequence[CandleAggregator] = (), candle_grace_seconds: float = 0.0,
     ):
         self.broker = broker
         self.portfolio: Portfolio = broker.portfolio
@@ -59,6 +61,7 @@ class TickLoop:
         self.on_signal = on_signal
         self.base_interval = base_interval
         self.aggregators = list(aggregators)
+        self.candle_grace_seconds = candle_grace_seconds
         self._interval_seconds = {
             interval: interval_seconds(interval)
             for interval in [base_interval, *(a.interval for a in self.aggregators)] if interval
@@ -72,26 +75,33 @@ class TickLoop:
         self._snapshot = RunSnapshot.empty(self.portfolio.cash)
         self._snapshot_at = 0.0
 
-    def step(self, market: MarketData) -> None:
-        """Fill working orders on the new bars, mark, run the strategies, record the step."""
+    def step(self, market: MarketData, now: datetime | None = None) -> None:
+        """Fill working orders on the new bars, mark, run the strategies, record the step.
+
+        `now` is the wall-clock time of a clock-driven step over a live feed: candles whose
+        end plus the grace has passed close then, whether or not their last bar came.
+        """
         self.steps += 1
         self.timestamp = market.timestamp
         self._publish(self.broker.match(market))
         self.portfolio.mark(market)
-        for interval, bars in self._closed_candles(market):
+        for interval, bars in self._closed_candles(market, now):
             self._dispatch(interval, bars, market)
         if self.steps % self.equity_every == 0:
             self._record_equity()
         self._flush()
 
-    def _closed_candles(self, market: MarketData) -> list[tuple[str, list[Bar]]]:
+    def _closed_candles(self, market: MarketData, now: datetime | None) -> list[tuple[str, list[Bar]]]:
         """The step's base bars and every derived candle that closed with them, grouped by
         candle and ordered by when each candle ended (a candle that includes the base bar
         comes after it)."""
-        rounds = [(market.timestamp, 0, self.base_interval, list(market.values()))]
+        rounds = [(market.timestamp, 0, self.base_interval, list(market.values()))] if market else []
         for aggregator in self.aggregators:
+            closed = aggregator.update(market.timestamp, market.values())
+            if now is not None:
+                closed += aggregator.close_due(now, self.candle_grace_seconds)
             candles: dict[datetime, list[Bar]] = {}
-            for candle in aggregator.update(market.timestamp, market.values()):
+            for candle in closed:
                 candles.setdefault(candle.timestamp, []).append(candle)
             rounds += [(start, aggregator.size, aggregator.interval, bars) for start, bars in candles.items()]
         if len(rounds) > 1:

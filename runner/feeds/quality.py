@@ -44,12 +44,18 @@ def bad_rows(table: OhlcvTable) -> tuple[np.ndarray, list[BadRow]]:
 def _rules(table: OhlcvTable) -> list[tuple[np.ndarray, str, object]]:
     """(mask, column, message maker) for each row rule, in the order they are reported."""
     o, h, l, c, v = table.open, table.high, table.low, table.close, table.volume
+    hint = "" if table.timezone == "UTC" else (
+        f" (not a date and time, or a local time that does not exist or repeats at a clock "
+        f"change in {table.timezone})"
+    )
+    present = [(name, getattr(table, name)) for name in ("open", "high", "low", "close", "volume") if name in table.columns]
     with np.errstate(invalid="ignore"):
-        rules = [(table.timestamp == NAT, "timestamp", lambda i: f"timestamp not understood: {table.raw_time[i]!r}")]
-        for name, values in (("open", o), ("high", h), ("low", l), ("close", c), ("volume", v)):
+        rules = [(table.timestamp == NAT, "timestamp", lambda i: f"timestamp not understood: {table.raw_time[i]!r}{hint}")]
+        for name, values in present:
             rules.append((np.isnan(values), name, lambda i, n=name: f"{n} is missing or not a number"))
-        for name, values in (("open", o), ("high", h), ("low", l), ("close", c)):
-            rules.append((values <= 0, name, lambda i, n=name, x=values: f"{n} must be positive, got {x[i]:g}"))
+        for name, values in present:
+            if name != "volume":
+                rules.append((values <= 0, name, lambda i, n=name, x=values: f"{n} must be positive, got {x[i]:g}"))
         top, bottom = np.maximum(o, c), np.minimum(o, c)
         rules += [
             (h < l, "high", lambda i: f"high {h[i]:g} is below low {l[i]:g}"),

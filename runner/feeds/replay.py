@@ -39,6 +39,7 @@ class ReplayFeed:
         skipped_rows: int = 0,
     ):
         self.interval = interval
+        self.live = False
         self.symbols = tuple(series)
         self.skipped_rows = skipped_rows
         self.price_precision = price_precision
@@ -95,6 +96,8 @@ def load_replay(
     tables = _tables(file_format, base_dir, path, files, symbols, timezone, adjusted)
     failures, skipped, clean = [], 0, []
     for symbol, table in tables:
+        if symbol is None and symbols:  # a long file: check only the rows that will be replayed
+            table = _only(table, symbols)
         mask, problems = bad_rows(table)
         count = int(mask.sum())
         if count and on_bad_rows == "fail":
@@ -132,18 +135,23 @@ def _tables(file_format, base_dir, path, files, symbols, timezone, adjusted) -> 
     return [(None, table)]
 
 
+def _only(table: OhlcvTable, wanted: list[str]) -> OhlcvTable:
+    """The rows of a long table that belong to the `wanted` symbols, all of which must be there."""
+    found = list(dict.fromkeys(table.symbol.tolist()))
+    missing = [s for s in wanted if s not in found]
+    if missing:
+        raise DataError(f"{table.path}: no rows for {', '.join(missing)}; symbols found: {', '.join(found)}")
+    return table.take(np.isin(table.symbol, wanted))
+
+
 def _by_symbol(tables: list[tuple[str | None, OhlcvTable]], wanted: list[str] | None) -> dict[str, OhlcvTable]:
-    """Split long tables (symbol None) by their symbol column; keep `wanted` ones if given."""
+    """Split long tables (symbol None) by their symbol column, in the order of `wanted` if given."""
     series: dict[str, OhlcvTable] = {}
     for symbol, table in tables:
         if symbol is not None:
             series[symbol] = table
             continue
-        found = list(dict.fromkeys(table.symbol.tolist()))
-        missing = [s for s in wanted or () if s not in found]
-        if missing:
-            raise DataError(f"{table.path}: no rows for {', '.join(missing)}; symbols found: {', '.join(found)}")
-        for name in wanted or found:
+        for name in wanted or list(dict.fromkeys(table.symbol.tolist())):
             series[name] = table.take(table.symbol == name)
     return series
 

@@ -57,6 +57,7 @@ class SyntheticFeed:
 
     total_steps = None
     skipped_rows = 0
+    live = False
 
     def __init__(
         self, symbols: Mapping[str, object], interval: str, start: datetime, seed: int,

@@ -31,6 +31,8 @@ class OhlcvTable:
 
     path: str
     line_word: str  # "line" for CSV, "row" for Parquet
+    columns: frozenset[str]  # the price and volume columns the file really has
+    timezone: str
     line: np.ndarray
     timestamp: np.ndarray  # int64 UTC nanoseconds; NAT where not understood
     raw_time: np.ndarray  # the time column as written, for messages
@@ -47,7 +49,8 @@ class OhlcvTable:
     def take(self, mask: np.ndarray) -> OhlcvTable:
         """The rows where `mask` is true."""
         return OhlcvTable(
-            self.path, self.line_word, self.line[mask], self.timestamp[mask], self.raw_time[mask],
+            self.path, self.line_word, self.columns, self.timezone, self.line[mask],
+            self.timestamp[mask], self.raw_time[mask],
             self.open[mask], self.high[mask], self.low[mask], self.close[mask], self.volume[mask],
             None if self.symbol is None else self.symbol[mask],
         )
@@ -59,7 +62,7 @@ def read_table(path: Path, file_format: str, timezone: str, adjusted: bool = Fal
     Raises:
         DataError: the file is missing or unreadable, or has no usable time or close column.
     """
-    frame = _read_frame(path, file_format)
+    frame, lines = _read_frame(path, file_format)
     names = {str(column).strip().lower(): column for column in frame.columns}
     time_column = _time_column(frame, names, path)
     close_key = "close"
@@ -79,12 +82,13 @@ def read_table(path: Path, file_format: str, timezone: str, adjusted: bool = Fal
         prices = {key: prices[key] * factor for key in ("open", "high", "low")} | {"close": close}
     volume = _numbers(frame[names["volume"]]) if "volume" in names else np.zeros(len(frame))
     symbol_key = next((key for key in SYMBOL_COLUMNS if key in names), None)
-    first_line = 2 if file_format == "csv" else 1
     raw_time = frame[time_column].to_numpy()
     return OhlcvTable(
         path=str(path),
         line_word="line" if file_format == "csv" else "row",
-        line=np.arange(first_line, first_line + len(frame), dtype=np.int64),
+        columns=frozenset(key for key in (*PRICE_COLUMNS, "volume") if key in names),
+        timezone=timezone,
+        line=lines,
         timestamp=_utc_nanoseconds(frame[time_column], timezone),
         raw_time=raw_time,
         volume=volume,
@@ -93,12 +97,19 @@ def read_table(path: Path, file_format: str, timezone: str, adjusted: bool = Fal
     )
 
 
-def _read_frame(path: Path, file_format: str) -> pd.DataFrame:
+def _read_frame(path: Path, file_format: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The file's rows, and the line (CSV, header = line 1) or row (Parquet) of each."""
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     try:
         if file_format == "csv":
-            return pd.read_csv(path)
+            # Blank lines are read as empty rows and then dropped, so line numbers stay true.
+            frame = pd.read_csv(path, skip_blank_lines=False)
+            lines = np.arange(2, 2 + len(frame), dtype=np.int64)
+            blank = frame.isna().all(axis=1).to_numpy()
+            if blank.any():
+                frame, lines = frame[~blank].reset_index(drop=True), lines[~blank]
+            return frame, lines
         try:
             import pyarrow  # noqa: F401 - pandas needs it for Parquet
         except ImportError:
@@ -108,7 +119,7 @@ def _read_frame(path: Path, file_format: str) -> pd.DataFrame:
         frame = pd.read_parquet(path)
         if isinstance(frame.index, pd.DatetimeIndex) or frame.index.name:
             frame = frame.reset_index()
-        return frame
+        return frame, np.arange(1, 1 + len(frame), dtype=np.int64)
     except DataError:
         raise
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -157,7 +168,10 @@ def _utc_nanoseconds(column: pd.Series, timezone: str) -> np.ndarray:
         zoned = column.dt.tz is not None
         return _as_utc(column if zoned else column.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT"))
     text = column.astype("string").str.strip()
-    has_zone = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).fillna(False).to_numpy(dtype=bool)
+    # A zone counts only after a time of day, so the "-2024" of "01-02-2024" is no offset.
+    has_zone = text.str.contains(
+        r"\d:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:Z|[+-]\d\d:?\d\d)$", regex=True
+    ).fillna(False).to_numpy(dtype=bool)
     result = np.full(len(text), NAT, dtype=np.int64)
     if has_zone.any():
         result[has_zone] = _as_utc(_parse(text[has_zone], utc=True))
