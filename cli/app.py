@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -80,7 +81,7 @@ def start(
 
     out, err = Console(), Console(stderr=True)
     _log_to(err)
-    with handled(err):
+    with handled(err, json_output):
         loaded = load_config(config)
         loaded = loaded.with_overrides(
             run={"max_ticks": max_ticks, "duration": duration, "speed": speed, "seed": seed},
@@ -136,11 +137,13 @@ def _log_to(console: Console) -> None:
 
 
 class _stopping_on_signals:
-    """While inside, SIGINT and SIGTERM ask the runner to stop gracefully instead of killing it."""
+    """While inside, SIGINT and SIGTERM ask the runner to stop gracefully; a second one quits at
+    once (exit 130), keeping what is already committed but not what is still queued."""
 
     def __init__(self, runner) -> None:
         self.runner = runner
         self._previous: dict[int, object] = {}
+        self._stopping = False
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -148,6 +151,11 @@ class _stopping_on_signals:
         return self
 
     def _handle(self, signum, _frame) -> None:
+        if self._stopping:
+            sys.stderr.write("\nquitting at once; records not yet written are lost\n")
+            os._exit(130)
+        self._stopping = True
+        sys.stderr.write("\nstopping: finishing the step and writing the records (again to quit at once)\n")
         self.runner.stop()
 
     def __exit__(self, *exc_info) -> None:
@@ -160,24 +168,26 @@ def _follow(runner, err: Console, quiet: bool) -> None:
     from cli.render import progress_line
 
     if quiet:
-        while not runner.wait(0.25):
-            pass
-        return
-    if err.is_terminal:
+        _wait(runner)
+    elif err.is_terminal:
         from rich.live import Live
 
         with Live(
             get_renderable=lambda: progress_line(runner.snapshot()),
             console=err, refresh_per_second=4, transient=True,
         ):
-            while not runner.wait(0.25):
-                pass
-        return
+            _wait(runner)
+    else:
+        _wait(runner, lambda: err.print(progress_line(runner.snapshot()), highlight=False))
+
+
+def _wait(runner, every_few_seconds=None) -> None:
+    """Wait for the run to end (waking often, so signals are handled at once)."""
     last = time.monotonic()
     while not runner.wait(0.25):
-        if time.monotonic() - last >= LOG_EVERY_SECONDS:
+        if every_few_seconds is not None and time.monotonic() - last >= LOG_EVERY_SECONDS:
             last = time.monotonic()
-            err.print(progress_line(runner.snapshot()), highlight=False)
+            every_few_seconds()
 
 
 def main() -> None:

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,7 +20,7 @@ from runner.errors import (
     ConfigError, DataError, FeedError, RunnerError, StorageError, StrategyLoadError,
 )
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_FAILURE, EXIT_USAGE = 1, 2
 
 _EXIT_CODES: dict[type[RunnerError], int] = {
     ConfigError: EXIT_USAGE,
@@ -46,10 +48,16 @@ def report(console: Console, exc: RunnerError) -> None:
 
 
 @contextmanager
-def handled(console: Console) -> Iterator[None]:
-    """Turn a `RunnerError` raised inside the block into its message and exit code."""
+def handled(console: Console, json_output: bool = False) -> Iterator[None]:
+    """Turn a `RunnerError` raised inside the block into its message and exit code.
+
+    With `json_output`, stdout also gets one object: {"status": "error", "error", "exit_code"}.
+    """
     try:
         yield
     except RunnerError as exc:
         report(console, exc)
-        raise typer.Exit(exit_code(exc)) from None
+        code = exit_code(exc)
+        if json_output:
+            sys.stdout.write(json.dumps({"status": "error", "error": str(exc), "exit_code": code}) + "\n")
+        raise typer.Exit(code) from None

@@ -59,8 +59,14 @@ class CandleAggregator:
         self._earliest_end: datetime | None = None
 
     def update(self, timestamp: datetime, bars: Iterable[Bar]) -> list[Bar]:
-        """Add one step's base bars; return the candles that closed, oldest first."""
-        closed = self.close_due(timestamp) if self._earliest_end and self._earliest_end <= timestamp else []
+        """Add one step's base bars; return the candles that closed, oldest first.
+
+        A step with bars proves that time has passed `timestamp`, so candles that ended by
+        then close; an empty step (a live feed with nothing new) closes nothing by itself.
+        """
+        bars = list(bars)
+        late = bars and self._earliest_end is not None and self._earliest_end <= timestamp
+        closed = self.close_due(timestamp) if late else []
         building = self._building
         for bar in bars:
             candle = building.get(bar.symbol)

@@ -170,13 +170,12 @@ def assemble(
         raise ConfigError(f"run id {run_id!r} already exists in {database}; choose another --run-id")
     recorder = Recorder(engine, run_id)
     history = HistoryStore(0)
-    hosts: list[StrategyHost] = []
     intervals = list(dict.fromkeys(
         [*derived_intervals, *(s.interval for s in strategies if s.interval and s.interval != feed.interval)]
     ))
     aggregators = [CandleAggregator(interval, feed.interval, timezone) for interval in intervals]
     loop = TickLoop(
-        broker, hosts, risk or RiskGate(default_quantity=1), history, recorder, equity_every,
+        broker, risk or RiskGate(default_quantity=1), history, recorder, clock, equity_every,
         on_signal, base_interval=feed.interval, aggregators=aggregators,
         candle_grace_seconds=candle_grace_seconds,
     )
@@ -185,7 +184,7 @@ def assemble(
         interval = setup.interval or feed.interval
         strategy = _create(setup, symbols, interval, broker.portfolio, history)
         history.depth = max(history.depth, strategy.history_size())
-        hosts.append(StrategyHost(
+        loop.add_host(StrategyHost(
             setup.name, strategy, symbols, setup.max_errors, loop.record_fault,
             sees_all=set(symbols) == set(feed.symbols), interval=interval,
         ))

@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import annotated_types
 import yaml
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from pydantic import (
     BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator,
 )
@@ -57,7 +59,7 @@ class SyntheticSymbol(_Section):
     """Geometric Brownian motion parameters of one synthetic symbol (annualised)."""
 
     start_price: Decimal = Field(Decimal(100), gt=0, description="Price of the first bar's open.")
-    drift: float = Field(0.0, description="Annualised drift, 0.05 for +5 % a year.")
+    drift: float = Field(0.0, ge=-10, le=10, description="Annualised drift, 0.05 for +5 % a year.")
     volatility: float = Field(0.2, ge=0, le=5, description="Annualised volatility, 0.2 for 20 %.")
 
 
@@ -224,7 +226,9 @@ class CommissionConfig(_Section):
 class BrokerConfig(_Section):
     """The paper broker: starting cash, slippage, commission, shorting."""
 
-    starting_cash: Decimal = Field(Decimal(100_000), gt=0, description="Cash at the start.")
+    starting_cash: Decimal = Field(
+        Decimal(100_000), gt=0, le=Decimal(10) ** 15, description="Cash at the start."
+    )
     slippage_bps: Decimal = Field(
         Decimal(0), ge=0, le=10_000,
         description="Basis points moved against the trader on market fills (10 = 0.1 %).",
@@ -238,6 +242,12 @@ class StorageConfig(_Section):
 
     url: str = Field(DEFAULT_DB_URL, description="SQLAlchemy URL of the database.")
     equity_every: int = Field(1, ge=1, description="Record an equity snapshot every N steps.")
+
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        parse_database_url(value)
+        return value
 
 
 class RiskConfig(_Section):
@@ -256,7 +266,9 @@ class StrategyEntry(_Section):
 
     type: str = Field(description="Registered strategy name, see `runner strategies`.")
     name: str | None = Field(None, description="Name in records and summaries; default: type.")
-    symbols: list[str] | None = Field(None, description="Symbols it sees; default: all of them.")
+    symbols: list[str] | None = Field(
+        None, min_length=1, description="Symbols it sees; default (when left out): all of them.",
+    )
     interval: str | None = Field(
         None, description="Candle interval it runs on (called once per closed candle); default: "
         "the base interval of the market data.",
@@ -341,6 +353,26 @@ class RunnerConfig(_Section):
         return config
 
 
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+def parse_database_url(url: str) -> URL:
+    """Parse a storage URL.
+
+    Raises:
+        ValueError: it is not a URL, or names a database the runner does not support.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"not a database URL: {url!r} (expected e.g. sqlite:///runs/runner.db)") from None
+    if parsed.get_backend_name() not in SUPPORTED_DATABASES:
+        raise ValueError(
+            f"unsupported database {parsed.get_backend_name()!r}; supported: {', '.join(SUPPORTED_DATABASES)}"
+        )
+    return parsed
+
+
 def key_path(loc: tuple) -> str:
     """Render a location such as ('strategies', 0, 'params', 'fast') as `strategies[0].params.fast`."""
     text = ""
@@ -369,7 +401,7 @@ def load_config(path: str | Path) -> RunnerConfig:
 def load_config_text(text: str, name: str = "<config>") -> RunnerConfig:
     """Parse and validate YAML text; `name` stands for the file in messages."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a safe loader
         lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise ConfigError([_yaml_problem(name, text, exc)]) from None
@@ -407,7 +439,7 @@ def validation_problems(
 def _describe(error: dict, model: type[BaseModel]) -> tuple[tuple, str]:
     """Return the key path of an error (union tags removed) and what it says to the user."""
     kind, value = error["type"], error.get("input")
-    loc, info, _ = _walk(model, tuple(error["loc"]))
+    loc, info, target = _walk(model, tuple(error["loc"]))
     if kind == "extra_forbidden":
         allowed = sorted(_keys_at(model, tuple(error["loc"])[:-1]))
         hint = _suggestion(str(loc[-1]), allowed)
@@ -430,7 +462,7 @@ def _describe(error: dict, model: type[BaseModel]) -> tuple[tuple, str]:
         message = str(error.get("ctx", {}).get("error", error["msg"]))
         shown = isinstance(value, dict) or repr(value) in message
         return loc, message if shown else f"{message} (got {value!r})"
-    expected = _expected(info)
+    expected = _expected(info, target)
     return loc, f"must be {expected}, got {value!r}" if expected else f"{error['msg']}, got {value!r}"
 
 
@@ -513,10 +545,9 @@ _BOUND_SYMBOLS = {
 }
 
 
-def _expected(info) -> str | None:
-    if info is None:
-        return None
-    base = _unwrap(info.annotation)
+def _expected(info, target: Any) -> str | None:
+    """Say what a field (or, for a list item, its type) expects: "an integer > 0"."""
+    base = _unwrap(info.annotation) if info is not None else target
     origin = typing.get_origin(base)
     if origin is list:
         words = "a list"
@@ -527,10 +558,12 @@ def _expected(info) -> str | None:
     if words is None:
         return None
     bounds = []
-    for item in info.metadata:
+    for item in info.metadata if info is not None else ():
         for kind, (symbol, attr) in _BOUND_SYMBOLS.items():
             if isinstance(item, kind):
                 bounds.append(f"{symbol} {getattr(item, attr)}")
+        if isinstance(item, annotated_types.MinLen):
+            bounds.append(f"of at least {item.min_length} item{'s' if item.min_length != 1 else ''}")
     return " ".join([words, " and ".join(bounds)]).strip()
 
 
@@ -549,6 +582,22 @@ def _yaml_problem(name: str, text: str, exc: yaml.YAMLError) -> ConfigProblem:
         name, "", f"invalid YAML: {reason}\n    {line_text}\n    {pointer}",
         line=mark.line + 1, column=mark.column + 1,
     )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        first_line: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given on line {first_line[key]})",
+                    key_node.start_mark,
+                )
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
 
 
 def _key_lines(node: yaml.Node | None, loc: tuple = ()) -> dict[tuple, int]:

@@ -45,15 +45,6 @@ class OrderStatus(str, Enum):
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
 
-    @property
-    def is_final(self) -> bool:
-        return self in _FINAL_STATUSES
-
-
-_FINAL_STATUSES = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Bar:
@@ -153,10 +144,6 @@ class Order:
     average_price: Decimal | None = None
     reason: str = ""
     updated_at: datetime | None = None
-
-    @property
-    def signed_quantity(self) -> Decimal:
-        return self.quantity if self.side is Side.BUY else -self.quantity
 
 
 @dataclass(frozen=True, slots=True)

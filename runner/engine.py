@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from enum import Enum
 from typing import Protocol
 
 from runner.clock import Clock
-from runner.errors import RunnerError
+from runner.domain import MarketData
+from runner.errors import FeedError, RunnerError
 from runner.events import RunFinished, RunStarted
 from runner.feeds import Feed
 from runner.loop import TickLoop
@@ -76,7 +78,9 @@ class StrategyRunner:
         self.duration = duration
         self.database = database
         self._status = RunStatus.CREATED
+        self._status_lock = threading.Lock()
         self._error = ""
+        self._ended_at: float | None = None
         self._stop = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
@@ -105,14 +109,17 @@ class StrategyRunner:
         self._resume.set()
 
     def pause(self) -> None:
-        if self._status is RunStatus.RUNNING:
-            self._resume.clear()
-            self._status = RunStatus.PAUSED
+        """Hold the loop before its next step (a no-op unless running)."""
+        with self._status_lock:
+            if self._status is RunStatus.RUNNING:
+                self._resume.clear()
+                self._status = RunStatus.PAUSED
 
     def resume(self) -> None:
-        if self._status is RunStatus.PAUSED:
-            self._status = RunStatus.RUNNING
-            self._resume.set()
+        with self._status_lock:
+            if self._status is RunStatus.PAUSED:
+                self._status = RunStatus.RUNNING
+                self._resume.set()
 
     def status(self) -> RunStatus:
         return self._status
@@ -129,14 +136,15 @@ class StrategyRunner:
 
     def snapshot(self) -> RunSnapshot:
         """The latest published state, with the run's id, status and elapsed time."""
-        elapsed = self.clock.monotonic() - self._started_at if self._started_at else 0.0
+        end = self._ended_at if self._ended_at is not None else self.clock.monotonic()
+        elapsed = end - self._started_at if self._started_at else 0.0
         total = self.feed.total_steps
         if self.max_ticks is not None:
             total = self.max_ticks if total is None else min(total, self.max_ticks)
         return replace(
             self.loop.snapshot(), run_id=self.run_id, status=self._status.value,
             error=self._error, elapsed_seconds=elapsed, database=self.database,
-            total_steps=total, skipped_rows=self.feed.skipped_rows,
+            total_steps=total, skipped_rows=self.feed.skipped_rows, overruns=self.pacer.overruns,
         )
 
     def _run(self) -> None:
@@ -150,14 +158,16 @@ class StrategyRunner:
             status, self._error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
             log.exception("run %s failed", self.run_id)
         finally:
-            self._status = self._shutdown(status)
+            status = self._shutdown(status)
+            with self._status_lock:
+                self._status = status
             self._done.set()
 
     def _steps(self) -> RunStatus:
         for host in self.loop.hosts:
             host.start(None)
         limit = self._started_at + self.duration if self.duration else None
-        for market in self.feed:
+        for market in _guarded(self.feed):
             if self._stop.is_set() or self._paused_then_stopped():
                 return RunStatus.STOPPED
             if self.pacer.wait(market.timestamp, self._stop, limit):
@@ -186,6 +196,7 @@ class StrategyRunner:
         except Exception as exc:  # noqa: BLE001
             log.exception("run %s: error while stopping", self.run_id)
             status, self._error = RunStatus.FAILED, self._error or f"{type(exc).__name__}: {exc}"
+        self._ended_at = self.clock.monotonic()
         summary = self.snapshot()
         summary = replace(summary, status=status.value, error=self._error)
         finished = RunFinished(
@@ -197,3 +208,18 @@ class StrategyRunner:
         except RunnerError as exc:
             status, self._error = RunStatus.FAILED, self._error or str(exc)
         return status
+
+
+def _guarded(feed: Feed) -> Iterator[MarketData]:
+    """Iterate a feed, turning any failure inside it into a `FeedError` that names it."""
+    steps = iter(feed)
+    while True:
+        try:
+            market = next(steps)
+        except StopIteration:
+            return
+        except RunnerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a feed may fail in any way; the run stops cleanly
+            raise FeedError(f"market data failed: {type(exc).__name__}: {exc}") from exc
+        yield market

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from runner.bars import CandleAggregator
+from runner.clock import Clock
 from runner.broker import Broker, BrokerEvent
 from runner.domain import Bar, Fill, MarketData, Order, OrderStatus, Signal
 from runner.events import EquitySnapshot, SignalEvent, StrategyFault
@@ -20,6 +21,7 @@ from runner.signals import SignalError, coerce_signal
 from runner.snapshot import RunSnapshot, StrategySnapshot
 
 SNAPSHOT_EVERY_SECONDS = 0.1
+log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
@@ -33,10 +35,10 @@ class TickLoop:
 
     Args:
         broker: the paper broker (which owns the portfolio it fills into).
-        hosts: the strategies, each behind its guard.
         risk: sizing and limits for signals.
         history: rolling bars shared by the strategies' contexts.
         sink: receives every record of every step.
+        clock: paces how often the published snapshot is rebuilt.
         equity_every: record an equity snapshot every N steps.
         on_signal: optional callback with each `SignalEvent`, called in the loop thread.
         base_interval: the interval of the feed's bars.
@@ -46,14 +48,16 @@ class TickLoop:
     """
 
     def __init__(
-        self, broker: Broker, hosts: list[StrategyHost], risk: RiskGate,
-        history: HistoryStore, sink: Sink, equity_every: int = 1,
+        self, broker: Broker, risk: RiskGate, history: HistoryStore, sink: Sink,
+        clock: Clock, equity_every: int = 1,
         on_signal: Callable[[SignalEvent], None] | None = None, base_interval: str = "",
         aggregators: Sequence[CandleAggregator] = (), candle_grace_seconds: float = 0.0,
     ):
         self.broker = broker
         self.portfolio: Portfolio = broker.portfolio
-        self.hosts = hosts
+        self.clock = clock
+        self.hosts: list[StrategyHost] = []
+        self._hosts_by_name: dict[str, StrategyHost] = {}
         self.risk = risk
         self.history = history
         self.sink = sink
@@ -141,9 +145,14 @@ class TickLoop:
                     self._publish(self.broker.fill_at_last_price(order, timestamp))
         self._publish(self.broker.cancel_all(timestamp, "run stopped"))
         self._records.extend(self.portfolio.positions())
-        if self.steps and self._last_equity_step != self.steps:
-            self._record_equity()
+        if self.steps:
+            self._record_equity()  # after the closing fills; replaces this step's earlier row
         self._flush(force_snapshot=True)
+
+    def add_host(self, host: StrategyHost) -> None:
+        """Add a strategy; it is called from the next step on."""
+        self.hosts.append(host)
+        self._hosts_by_name[host.name] = host
 
     def record_fault(self, fault: StrategyFault) -> None:
         self._records.append(fault)
@@ -175,7 +184,7 @@ class TickLoop:
             intent.order_type, intent.reason,
         )
         self.orders += 1
-        self._publish(states)
+        self._publish(states, after_acceptance=False)
         order = states[-1]
         if order.status is OrderStatus.REJECTED:
             host.stats.rejected += 1
@@ -200,9 +209,14 @@ class TickLoop:
         )
         self._records.append(event)
         if self.on_signal is not None:
-            self.on_signal(event)
+            try:
+                self.on_signal(event)
+            except Exception:  # noqa: BLE001 - a caller's callback must not stop the run
+                log.exception("the signal callback raised; the run goes on")
 
-    def _publish(self, events: list[BrokerEvent]) -> None:
+    def _publish(self, events: list[BrokerEvent], after_acceptance: bool = True) -> None:
+        """Record broker events; a rejection of an order accepted earlier (at its fill) also
+        counts against its strategy."""
         records = self._records
         for event in events:
             records.append(event)
@@ -211,6 +225,8 @@ class TickLoop:
                 records.append(self.portfolio.position(event.strategy, event.symbol))
             elif event.status is OrderStatus.REJECTED:
                 self.rejections += 1
+                if after_acceptance:
+                    self._hosts_by_name[event.strategy].stats.rejected += 1
 
     def _record_equity(self) -> None:
         self._last_equity_step = self.steps
@@ -221,7 +237,7 @@ class TickLoop:
     def _flush(self, force_snapshot: bool = False) -> None:
         records, self._records = self._records, []
         self.sink.submit(records)
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if force_snapshot or now - self._snapshot_at >= SNAPSHOT_EVERY_SECONDS:
             self._snapshot_at = now
             self._snapshot = self._build_snapshot()
@@ -242,3 +258,4 @@ class TickLoop:
                 for host in self.hosts
             ),
         )
+

@@ -6,7 +6,6 @@ the average cost excludes commissions, which are summed apart as fees.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from decimal import Decimal
 
 from runner.domain import ZERO, Fill, MarketData, Position, Side
@@ -98,6 +97,3 @@ class Portfolio:
 
     def net_pnl(self, strategy: str) -> Decimal:
         return sum((p.net_pnl for p in self.positions(strategy)), ZERO)
-
-    def strategies(self) -> Iterable[str]:
-        return {key[0] for key in self._holdings}

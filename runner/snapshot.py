@@ -41,6 +41,7 @@ class RunSnapshot:
     database: str = ""
     total_steps: int | None = None
     skipped_rows: int = 0
+    overruns: int = 0
 
     @classmethod
     def empty(cls, cash: Decimal) -> RunSnapshot:
@@ -62,6 +63,7 @@ class RunSnapshot:
             "ticks": self.steps,
             "total_steps": self.total_steps,
             "skipped_rows": self.skipped_rows,
+            "overruns": self.overruns,
             "last_bar_time": self.timestamp.isoformat() if self.timestamp else None,
             "orders": self.orders,
             "fills": self.fills,

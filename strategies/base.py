@@ -21,16 +21,20 @@ from runner.history import BarHistory, HistoryStore
 
 __all__ = [
     "Action", "Bar", "BarHistory", "MarketData", "NoParams", "OrderType", "Position", "Signal",
-    "StrategyContext", "StrategyInterface",
+    "StrategyContext", "StrategyInterface", "StrategyParams",
 ]
 
 SignalLike = Signal | dict[str, Any]
 
 
-class NoParams(BaseModel):
-    """Parameters of a strategy that takes none."""
+class StrategyParams(BaseModel):
+    """Base of every strategy's `Params`: closed (unknown keys are errors) and frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(StrategyParams):
+    """Parameters of a strategy that takes none."""
 
 
 class BookReader(Protocol):
@@ -92,7 +96,7 @@ class StrategyInterface(ABC):
     `context.history` must keep for this strategy.
     """
 
-    Params: ClassVar[type[BaseModel]] = NoParams
+    Params: ClassVar[type[StrategyParams]] = NoParams
     description: ClassVar[str] = ""
 
     def __init__(self, context: StrategyContext):

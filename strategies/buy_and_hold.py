@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from strategies.base import Action, MarketData, Signal, StrategyInterface
+from strategies.base import Action, MarketData, Signal, StrategyInterface, StrategyParams
 
 
-class BuyAndHoldParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class BuyAndHoldParams(StrategyParams):
     quantity: Decimal = Field(Decimal(1), gt=0, description="Units bought of each symbol.")
     sell_on_stop: bool = Field(False, description="Sell everything when the run stops.")
 

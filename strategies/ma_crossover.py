@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections import deque
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from strategies.base import Action, MarketData, Signal, StrategyInterface
+from strategies.base import Action, MarketData, Signal, StrategyInterface, StrategyParams
 
 
-class MACrossoverParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class MACrossoverParams(StrategyParams):
     fast: int = Field(10, gt=0, description="Bars in the fast simple moving average.")
     slow: int = Field(30, gt=0, description="Bars in the slow simple moving average.")
     quantity: Decimal = Field(Decimal(1), gt=0, description="Units bought on an upward cross.")

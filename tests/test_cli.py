@@ -263,7 +263,10 @@ def test_start_invalid_config_exits_2(cli, tmp_path):
     result = cli.invoke(app, ["start", "bad.yaml", "--db", str(tmp_path / "x.db"), "--json"])
     assert result.exit_code == 2
     assert "run.max_ticks: must be an integer > 0, got 0" in one_line(result.stderr)
-    assert result.stdout == ""
+    assert json.loads(result.stdout) == {
+        "status": "error", "exit_code": 2,
+        "error": "bad.yaml:2: run.max_ticks: must be an integer > 0, got 0",
+    }
     assert "Traceback" not in result.output
 
 

@@ -52,17 +52,6 @@ def test_cash_moves_exactly_by_notional_and_fees(fill_list):
     assert portfolio.cash == portfolio.starting_cash + flows
 
 
-@settings(max_examples=200, deadline=None)
-@given(fills)
-def test_replaying_the_fills_reproduces_the_books_exactly(fill_list):
-    first, made = book(fill_list)
-    again = Portfolio(D(50_000))
-    for fill in made:
-        again.apply_fill(fill)
-    assert again.cash == first.cash
-    assert again.positions() == first.positions()
-
-
 @settings(max_examples=300, deadline=None)
 @given(fills)
 def test_quantity_is_the_sum_of_signed_fills(fill_list):

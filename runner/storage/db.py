@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
+from runner.config import parse_database_url
 from runner.errors import ConfigError, StorageError
 from runner.storage import models  # noqa: F401 - registers the tables
 
@@ -26,9 +26,9 @@ def open_database(url: str, create: bool = True) -> Engine:
         StorageError: the database cannot be opened or created.
     """
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(f"storage.url: not a database URL: {url!r} (expected e.g. sqlite:///runs/runner.db)") from None
+        parsed = parse_database_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"storage.url: {exc}") from None
     is_sqlite = parsed.get_backend_name() == "sqlite"
     in_memory = is_sqlite and parsed.database in (None, "", ":memory:")
     try:
@@ -42,9 +42,14 @@ def open_database(url: str, create: bool = True) -> Engine:
             event.listen(engine, "connect", _sqlite_pragmas)
         if create:
             SQLModel.metadata.create_all(engine)
+    except ImportError as exc:
+        raise ConfigError(
+            f"storage.url: the database driver for {parsed.drivername!r} is not installed ({exc})"
+        ) from None
     except (OSError, SQLAlchemyError) as exc:
         raise StorageError(f"cannot open database {url}: {exc}") from exc
     return engine
+
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

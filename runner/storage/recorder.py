@@ -28,11 +28,13 @@ from runner.storage.models import (
 
 log = logging.getLogger(__name__)
 
-_INSERTED = (OrderEventRecord, FillRecord, EquityRecord, SignalRecord, StrategyErrorRecord)
+_INSERTED = (OrderEventRecord, FillRecord, SignalRecord, StrategyErrorRecord)
 _UPSERT_KEYS = {
     OrderRecord: ("run_id", "order_id"),
     PositionRecord: ("run_id", "strategy", "symbol"),
+    EquityRecord: ("run_id", "step"),
 }
+QUEUE_STEPS = 10_000  # step batches the loop may run ahead of the writer before it waits
 _STOP = object()
 
 
@@ -52,7 +54,7 @@ class Recorder:
         self.error: StorageError | None = None
         self.submitted = 0  # records handed over (loop thread)
         self.committed = 0  # records committed (writer thread)
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_STEPS)
         self._thread = threading.Thread(target=self._write_loop, name="runner-recorder", daemon=True)
 
     def start(self, started: RunStarted) -> None:
@@ -70,7 +72,7 @@ class Recorder:
         self._thread.start()
 
     def submit(self, records: Sequence[object]) -> None:
-        """Queue a step's records; returns at once."""
+        """Queue a step's records; waits only when the writer is QUEUE_STEPS steps behind."""
         if records:
             self.submitted += len(records)
             self._queue.put(records)
@@ -103,9 +105,11 @@ class Recorder:
             if self.error is None and batches:
                 try:
                     self._write(batches)
-                except (SQLAlchemyError, OSError) as exc:
+                except Exception as exc:  # noqa: BLE001 - any failure must reach the loop, not end the thread
                     log.error("storage write failed: %s", exc)
-                    self.error = StorageError(f"cannot write records to the database: {exc}")
+                    self.error = exc if isinstance(exc, StorageError) else StorageError(
+                        f"cannot write records to the database: {type(exc).__name__}: {exc}"
+                    )
             if stop:
                 return
 
