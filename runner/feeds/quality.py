@@ -50,7 +50,7 @@ def _rules(table: OhlcvTable) -> list[tuple[np.ndarray, str, object]]:
     )
     present = [(name, getattr(table, name)) for name in ("open", "high", "low", "close", "volume") if name in table.columns]
     with np.errstate(invalid="ignore"):
-        rules = [(table.timestamp == NAT, "timestamp", lambda i: f"timestamp not understood: {table.raw_time[i]!r}{hint}")]
+        rules = [(table.timestamp == NAT, "timestamp", lambda i: f"timestamp not understood: {table.raw_time.iloc[i]!r}{hint}")]
         for name, values in present:
             rules.append((np.isnan(values), name, lambda i, n=name: f"{n} is missing or not a number"))
         for name, values in present:

@@ -35,7 +35,7 @@ class OhlcvTable:
     timezone: str
     line: np.ndarray
     timestamp: np.ndarray  # int64 UTC nanoseconds; NAT where not understood
-    raw_time: np.ndarray  # the time column as written, for messages
+    raw_time: pd.Series  # the time column as written, for messages
     open: np.ndarray
     high: np.ndarray
     low: np.ndarray
@@ -50,7 +50,7 @@ class OhlcvTable:
         """The rows where `mask` is true."""
         return OhlcvTable(
             self.path, self.line_word, self.columns, self.timezone, self.line[mask],
-            self.timestamp[mask], self.raw_time[mask],
+            self.timestamp[mask], self.raw_time[mask].reset_index(drop=True),
             self.open[mask], self.high[mask], self.low[mask], self.close[mask], self.volume[mask],
             None if self.symbol is None else self.symbol[mask],
         )
@@ -82,7 +82,7 @@ def read_table(path: Path, file_format: str, timezone: str, adjusted: bool = Fal
         prices = {key: prices[key] * factor for key in ("open", "high", "low")} | {"close": close}
     volume = _numbers(frame[names["volume"]]) if "volume" in names else np.zeros(len(frame))
     symbol_key = next((key for key in SYMBOL_COLUMNS if key in names), None)
-    raw_time = frame[time_column].to_numpy()
+    raw_time = frame[time_column]
     return OhlcvTable(
         path=str(path),
         line_word="line" if file_format == "csv" else "row",
@@ -167,7 +167,17 @@ def _utc_nanoseconds(column: pd.Series, timezone: str) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(column):
         zoned = column.dt.tz is not None
         return _as_utc(column if zoned else column.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT"))
-    text = column.astype("string").str.strip()
+    text = column.astype("string")
+    try:
+        parsed = _parse(text, utc=False)
+    except ValueError:  # zones differ from row to row, or some rows have none: split them
+        return _mixed_zones(text, timezone)
+    if parsed.dt.tz is None:
+        parsed = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+    return _as_utc(parsed)
+
+
+def _mixed_zones(text: pd.Series, timezone: str) -> np.ndarray:
     # A zone counts only after a time of day, so the "-2024" of "01-02-2024" is no offset.
     has_zone = text.str.contains(
         r"\d:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:Z|[+-]\d\d:?\d\d)$", regex=True

@@ -1,0 +1,45 @@
+"""What the terminal shows: the progress line and the summary, rendered to text."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from rich.console import Console
+
+from cli.render import progress_line, summary
+from runner.snapshot import RunSnapshot, StrategySnapshot
+
+
+def snap(**changes) -> RunSnapshot:
+    base = dict(
+        steps=250, timestamp=datetime(2024, 3, 4, 15, 0, tzinfo=UTC), cash=Decimal(900),
+        equity=Decimal("1012.5"), starting_cash=Decimal(1000), orders=4, fills=3, rejections=1,
+        strategies=(StrategySnapshot("ma", "stopped", 250, 4, 3, 1, 0, Decimal("12.5")),),
+        run_id="r-1", status="completed", elapsed_seconds=5.0,
+    )
+    base.update(changes)
+    return RunSnapshot(**base)
+
+
+def text_of(renderable) -> str:
+    console = Console(record=True, width=140)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_progress_shows_share_consumed_and_eta_when_the_data_length_is_known():
+    line = text_of(progress_line(snap(total_steps=1000)))
+    assert "25%" in line and "250/1,000" in line
+    assert "ETA 0:15" in line  # 750 steps left at 50 steps/s
+    assert "equity 1,012.50 (+12.50)" in line
+    assert "rejected 1" in line
+
+
+def test_progress_without_a_known_end_counts_steps():
+    line = text_of(progress_line(snap(total_steps=None)))
+    assert "step 250" in line and "ETA" not in line
+
+
+def test_summary_names_the_run_its_totals_and_each_strategy():
+    text = text_of(summary(snap(skipped_rows=3)))
+    for words in ("r-1", "completed", "final equity", "1,012.50", "skipped rows", "3 bad data rows", "ma", "+12.50"):
+        assert words in text
