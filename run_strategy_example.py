@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from runner.bootstrap import StrategySetup, assemble
-from runner.broker.fees import CommissionModel
-from runner.broker.fills import NextOpenFillModel
+from runner.broker.fees import CommissionModel, FeeSchedule
+from runner.broker.fills import BarFillModel
 from runner.broker.paper import PaperBroker
 from runner.config import SyntheticSymbol
 from runner.feeds.synthetic import SyntheticFeed
@@ -30,8 +30,8 @@ def main() -> None:
     )
     broker = PaperBroker(
         Portfolio(starting_cash=Decimal(50_000)),
-        NextOpenFillModel(slippage_bps=Decimal(2)),
-        CommissionModel(per_share=Decimal("0.005"), minimum=Decimal(1)),
+        BarFillModel(slippage_bps=Decimal(2)),
+        FeeSchedule(CommissionModel(per_share=Decimal("0.005"), minimum=Decimal(1))),
         symbols=feed.symbols,
     )
     runner = assemble(

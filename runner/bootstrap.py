@@ -15,12 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from runner.broker.fees import CommissionModel
-from runner.broker.fills import NextOpenFillModel
+from runner.broker import Broker
+from runner.broker.fees import CommissionModel, FeeSchedule
+from runner.broker.fills import BarFillModel
 from runner.broker.paper import PaperBroker
 from runner.clock import Clock, WallClock
 from runner.bars import CandleAggregator
-from runner.config import ConfigSource, RunnerConfig, SyntheticFeedConfig
+from runner.config import CommissionConfig, ConfigSource, RunnerConfig, SyntheticFeedConfig
 from runner.engine import StrategyRunner
 from runner.errors import ConfigError, StrategyLoadError
 from runner.events import RunStarted, SignalEvent
@@ -74,13 +75,19 @@ def build(
     check_config(config)
     feed = _feed(config)
     _check_against_data(config, feed)
-    broker_config = config.broker
-    commission = broker_config.commission
+    settings = config.broker
     broker = PaperBroker(
-        Portfolio(broker_config.starting_cash),
-        NextOpenFillModel(broker_config.slippage_bps),
-        CommissionModel(commission.per_share, commission.percent, commission.per_order, commission.minimum),
-        feed.symbols, broker_config.allow_short,
+        Portfolio(settings.starting_cash, {
+            entry.display_name: entry.allocation
+            for entry in config.strategies if entry.enabled and entry.allocation is not None
+        }),
+        BarFillModel(settings.slippage_bps, settings.limit_fill, settings.max_volume_participation),
+        FeeSchedule(
+            _commission_model(settings.commission),
+            {symbol: _commission_model(settings.commission_for(symbol)) for symbol in settings.commission_by_symbol},
+        ),
+        feed.symbols, settings.allow_short, settings.short_margin, settings.max_position,
+        config.market_data.timezone,
     )
     strategies = [
         StrategySetup(
@@ -99,6 +106,12 @@ def build(
         derived_intervals=market.derived_intervals, timezone=market.timezone,
         candle_grace_seconds=market.candle_grace_seconds,
         run_id=run_id, source=config.source, clock=clock, on_signal=on_signal,
+    )
+
+
+def _commission_model(settings: CommissionConfig) -> CommissionModel:
+    return CommissionModel(
+        settings.per_share, settings.percent, settings.per_order, settings.minimum, settings.maximum_percent,
     )
 
 
@@ -128,6 +141,12 @@ def _check_against_data(config: RunnerConfig, feed: Feed) -> None:
                 ("market_data", "derived_intervals", index),
                 f"{interval} is not a multiple of the data's interval {feed.interval}",
             ))
+    for symbol in config.broker.commission_by_symbol:
+        if symbol not in feed.symbols:
+            problems.append(source.problem(
+                ("broker", "commission_by_symbol", symbol),
+                f"unknown symbol {symbol}; the data has: {', '.join(feed.symbols)}",
+            ))
     for index, entry in enumerate(config.strategies):
         unknown = [s for s in entry.symbols or () if s not in feed.symbols]
         if unknown:
@@ -150,7 +169,7 @@ def _not_a_multiple(interval: str, base_seconds: int) -> bool:
 
 
 def assemble(
-    *, feed: Feed, broker: PaperBroker, strategies: Sequence[StrategySetup],
+    *, feed: Feed, broker: Broker, strategies: Sequence[StrategySetup],
     risk: RiskGate | None = None, database: str = "sqlite:///runs/runner.db",
     equity_every: int = 1, mode: str = "data", speed: float = 0.0, tick_interval: float = 1.0,
     max_ticks: int | None = None, duration: float | None = None, seed: int = 0,
@@ -182,7 +201,7 @@ def assemble(
     for setup in strategies:
         symbols = tuple(setup.symbols or feed.symbols)
         interval = setup.interval or feed.interval
-        strategy = _create(setup, symbols, interval, broker.portfolio, history)
+        strategy = _create(setup, symbols, interval, broker, history)
         history.depth = max(history.depth, strategy.history_size())
         loop.add_host(StrategyHost(
             setup.name, strategy, symbols, setup.max_errors, loop.record_fault,
@@ -197,14 +216,16 @@ def assemble(
 
 
 def _create(
-    setup: StrategySetup, symbols: tuple[str, ...], interval: str, portfolio: Portfolio,
+    setup: StrategySetup, symbols: tuple[str, ...], interval: str, broker: Broker,
     history: HistoryStore,
 ) -> StrategyInterface:
     params = setup.params
     try:
         if not isinstance(params, BaseModel):
             params = setup.cls.Params.model_validate(params or {})
-        context = StrategyContext(setup.name, params, symbols, portfolio, history, interval)
+        context = StrategyContext(
+            setup.name, params, symbols, broker.portfolio, history, interval, broker.orders_of,
+        )
         return setup.cls(context)
     except Exception as exc:  # noqa: BLE001 - user code may raise anything while constructing
         raise StrategyLoadError(

@@ -221,6 +221,19 @@ class CommissionConfig(_Section):
     )
     per_order: Decimal = Field(Decimal(0), ge=0, description="Flat amount per filled order.")
     minimum: Decimal = Field(Decimal(0), ge=0, description="Smallest commission of an order.")
+    maximum_percent: Decimal | None = Field(
+        None, ge=0, le=100, description="Largest commission of an order, in percent of its notional.",
+    )
+
+
+class CommissionOverride(_Section):
+    """Commission keys of one symbol; the keys left out keep the broker's values."""
+
+    per_share: Decimal | None = Field(None, ge=0)
+    percent: Decimal | None = Field(None, ge=0, le=100)
+    per_order: Decimal | None = Field(None, ge=0)
+    minimum: Decimal | None = Field(None, ge=0)
+    maximum_percent: Decimal | None = Field(None, ge=0, le=100)
 
 
 class BrokerConfig(_Section):
@@ -234,7 +247,32 @@ class BrokerConfig(_Section):
         description="Basis points moved against the trader on market fills (10 = 0.1 %).",
     )
     commission: CommissionConfig = Field(default_factory=CommissionConfig)
+    commission_by_symbol: dict[str, CommissionOverride] = Field(
+        default_factory=dict,
+        description="Per-symbol commission keys that replace those of `commission` for that symbol.",
+    )
     allow_short: bool = Field(False, description="Allow selling more than the position holds.")
+    short_margin: Decimal = Field(
+        Decimal("0.5"), ge=0, le=10, description="Share of a short's value held as margin on top "
+        "of its proceeds (0.5: the account keeps 150 % of the short value in cash).",
+    )
+    limit_fill: Literal["touch", "through"] = Field(
+        "touch", description="touch: a limit order fills when the bar reaches its price; "
+        "through: the bar must trade beyond it.",
+    )
+    max_volume_participation: Decimal | None = Field(
+        None, gt=0, le=1, description="Fill at most this share of a bar's volume per order (partial fills).",
+    )
+    max_position: Decimal | None = Field(
+        None, gt=0, description="Largest position in units a strategy may hold in one symbol.",
+    )
+
+    def commission_for(self, symbol: str) -> CommissionConfig:
+        """The commission settings of `symbol`: the broker's, with its overrides applied."""
+        override = self.commission_by_symbol.get(symbol)
+        if override is None:
+            return self.commission
+        return self.commission.model_copy(update=override.model_dump(exclude_none=True))
 
 
 class StorageConfig(_Section):
@@ -277,6 +315,10 @@ class StrategyEntry(_Section):
     enabled: bool = Field(True, description="false keeps the entry but does not run it.")
     max_errors: int = Field(
         10, ge=1, description="Consecutive errors after which the strategy is disabled."
+    )
+    allocation: Decimal | None = Field(
+        None, gt=0, description="Cash set aside for this strategy alone; default: it trades "
+        "from the pool shared by every strategy without an allocation.",
     )
 
     @field_validator("interval")

@@ -36,6 +36,14 @@ class OrderType(str, Enum):
     STOP_LIMIT = "STOP_LIMIT"
 
 
+class TimeInForce(str, Enum):
+    """How long an order works: until cancelled, until the end of its day, or one bar only."""
+
+    GTC = "GTC"
+    DAY = "DAY"
+    IOC = "IOC"
+
+
 class OrderStatus(str, Enum):
     NEW = "NEW"
     ACCEPTED = "ACCEPTED"
@@ -126,11 +134,37 @@ class Signal:
     take_profit: Decimal | None = None
     confidence: float | None = None
     reason: str = ""
+    time_in_force: TimeInForce = TimeInForce.GTC
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A sized order to submit: what a signal becomes once it passes the risk gate.
+
+    `stop_loss` / `take_profit` make it the parent of a bracket: when it fills, a stop order
+    and a limit order that cancel each other (OCO) close the position.
+    """
+
+    symbol: str
+    side: Side
+    quantity: Decimal
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Order:
-    """An order as the broker knows it at one moment; a status change makes a new value."""
+    """An order as the broker knows it at one moment; a status change makes a new value.
+
+    `parent_id` links a bracket's stop-loss and take-profit legs to their entry order, and
+    `sibling_id` each leg to the other one it cancels (OCO). `triggered` tells that a
+    stop-limit order's stop was reached and it now works as a limit order.
+    """
 
     id: int
     strategy: str
@@ -141,9 +175,26 @@ class Order:
     created_at: datetime
     status: OrderStatus = OrderStatus.NEW
     filled_quantity: Decimal = ZERO
+    filled_notional: Decimal = ZERO
     average_price: Decimal | None = None
     reason: str = ""
     updated_at: datetime | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    parent_id: int | None = None
+    sibling_id: int | None = None
+    triggered: bool = False
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.quantity - self.filled_quantity
+
+    @property
+    def is_working(self) -> bool:
+        return self.status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,15 @@ class StrategyHost:
         result = self._guard("on_tick", step, market.timestamp, self.strategy.on_tick, market)
         return _as_list(result)
 
+    def notify(self, hook: str, value: Any, step: int, timestamp: datetime | None) -> bool:
+        """Call an optional hook (`on_fill`, `on_order_rejected`) if the strategy has it and
+        is running; return True when it was called."""
+        call = getattr(self.strategy, hook, None)
+        if call is None or self.state is not HostState.RUNNING:
+            return False
+        self._guard(hook, step, timestamp, call, value)
+        return True
+
     def stop(self, step: int, timestamp: datetime | None) -> list[Any]:
         """Call `on_stop` once, unless disabled; return the signals it emitted."""
         if self.state is not HostState.RUNNING:

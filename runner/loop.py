@@ -75,7 +75,6 @@ class TickLoop:
         self.timestamp: datetime | None = None
         self.orders = self.fills = self.rejections = 0
         self._records: list[object] = []
-        self._last_equity_step = 0
         self._snapshot = RunSnapshot.empty(self.portfolio.cash)
         self._snapshot_at = 0.0
 
@@ -134,6 +133,7 @@ class TickLoop:
                 )
             for raw in host.on_tick(view, self.steps):
                 self._submit_signal(host, raw)
+            self._serve_requests(host)
 
     def finish(self, timestamp: datetime) -> None:
         """Stop the strategies, fill their closing orders at the last price, cancel the rest."""
@@ -171,33 +171,44 @@ class TickLoop:
         if signal.symbol not in host.symbols:
             return self._deny(host, signal, f"symbol {signal.symbol!r} is not subscribed by this strategy")
         try:
-            intent = self.risk.intent(
+            request = self.risk.order_request(
                 signal, self.portfolio.quantity(host.name, signal.symbol),
                 self.portfolio.last_prices.get(signal.symbol),
             )
         except Denied as exc:
             return self._deny(host, signal, str(exc))
-        if intent is None:
+        if request is None:
             return None
-        states = self.broker.submit(
-            host.name, intent.symbol, intent.side, intent.quantity, self.timestamp,
-            intent.order_type, intent.reason,
-        )
+        states = self.broker.submit(host.name, request, self.timestamp)
         self.orders += 1
-        self._publish(states, after_acceptance=False)
         order = states[-1]
         if order.status is OrderStatus.REJECTED:
             host.stats.rejected += 1
             self._signal_event(host, signal, False, order.reason, order.id)
-            return None
-        host.stats.accepted += 1
-        self._signal_event(host, signal, True, order_id=order.id)
-        return order
+        else:
+            host.stats.accepted += 1
+            self._signal_event(host, signal, True, order_id=order.id)
+        self._publish(states, after_acceptance=False)
+        return None if order.status is OrderStatus.REJECTED else order
 
-    def _deny(self, host: StrategyHost, signal: Signal | None, reason: str, raw: str = "") -> None:
+    def _serve_requests(self, host: StrategyHost) -> None:
+        """Carry out the cancel and modify requests a strategy made through its context."""
+        for request in host.strategy.context.take_requests():
+            if request.action == "cancel":
+                states, refusal = self.broker.cancel(host.name, request.order_id, self.timestamp, "cancelled by the strategy")
+            else:
+                states, refusal = self.broker.modify(host.name, request.order_id, self.timestamp, **request.changes)
+            if refusal:
+                self._deny(host, None, f"{request.action} refused: {refusal}", raw=str(request), order_id=request.order_id)
+            self._publish(states, after_acceptance=False)
+
+    def _deny(
+        self, host: StrategyHost, signal: Signal | None, reason: str, raw: str = "",
+        order_id: int | None = None,
+    ) -> None:
         host.stats.rejected += 1
         self.rejections += 1
-        self._signal_event(host, signal, False, reason, raw=raw)
+        self._signal_event(host, signal, False, reason, order_id, raw=raw)
         return None
 
     def _signal_event(
@@ -215,21 +226,28 @@ class TickLoop:
                 log.exception("the signal callback raised; the run goes on")
 
     def _publish(self, events: list[BrokerEvent], after_acceptance: bool = True) -> None:
-        """Record broker events; a rejection of an order accepted earlier (at its fill) also
-        counts against its strategy."""
+        """Record broker events and tell each strategy of its fills and rejections (through
+        `on_fill` / `on_order_rejected` when it has them). A rejection of an order accepted
+        earlier (at its fill) also counts against its strategy."""
         records = self._records
+        notices = []
         for event in events:
             records.append(event)
             if type(event) is Fill:
                 self.fills += 1
                 records.append(self.portfolio.position(event.strategy, event.symbol))
+                notices.append(("on_fill", event))
             elif event.status is OrderStatus.REJECTED:
                 self.rejections += 1
                 if after_acceptance:
                     self._hosts_by_name[event.strategy].stats.rejected += 1
+                notices.append(("on_order_rejected", event))
+        for hook, event in notices:
+            host = self._hosts_by_name.get(event.strategy)
+            if host is not None and host.notify(hook, event, self.steps, self.timestamp):
+                self._serve_requests(host)
 
     def _record_equity(self) -> None:
-        self._last_equity_step = self.steps
         self._records.append(EquitySnapshot(
             self.steps, self.timestamp, self.portfolio.cash, self.portfolio.equity(),
         ))

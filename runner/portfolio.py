@@ -1,14 +1,18 @@
 """Cash and positions per (strategy, symbol), with average cost and realised P&L.
 
 The portfolio is owned by the loop thread. Positions are kept signed (negative when short);
-the average cost excludes commissions, which are summed apart as fees.
+the average cost excludes commissions, which are summed apart as fees. Cash is one shared
+pool, except for strategies given an `allocation`: each of those trades from its own pool.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from runner.domain import ZERO, Fill, MarketData, Position, Side
+
+SHARED = ""  # the pool of every strategy without an allocation of its own
 
 
 class _Holding:
@@ -40,18 +44,39 @@ class _Holding:
 
 
 class Portfolio:
-    """Shared cash and the holdings of every strategy; `equity` = cash + marked positions."""
+    """Cash pools and the holdings of every strategy; `equity` = cash + marked positions.
 
-    def __init__(self, starting_cash: Decimal):
+    Args:
+        starting_cash: the account's cash at the start.
+        allocations: strategy -> cash set aside for it alone; the rest is shared.
+    """
+
+    def __init__(self, starting_cash: Decimal, allocations: Mapping[str, Decimal] | None = None):
+        allocations = {name: Decimal(amount) for name, amount in (allocations or {}).items()}
         self.starting_cash = Decimal(starting_cash)
+        if sum(allocations.values(), ZERO) > self.starting_cash:
+            raise ValueError("the allocations add up to more than the starting cash")
         self.cash = self.starting_cash
+        self.pool_cash: dict[str, Decimal] = {
+            SHARED: self.starting_cash - sum(allocations.values(), ZERO), **allocations,
+        }
         self.last_prices: dict[str, Decimal] = {}
         self._holdings: dict[tuple[str, str], _Holding] = {}
+
+    def pool(self, strategy: str) -> str:
+        """The cash pool a strategy trades from."""
+        return strategy if strategy in self.pool_cash else SHARED
+
+    def cash_of(self, strategy: str) -> Decimal:
+        """Cash of the pool `strategy` trades from."""
+        return self.pool_cash[self.pool(strategy)]
 
     def apply_fill(self, fill: Fill) -> Position:
         """Book a fill: move cash, update the holding, and return the new position."""
         signed = fill.quantity if fill.side is Side.BUY else -fill.quantity
-        self.cash -= signed * fill.price + fill.commission
+        flow = signed * fill.price + fill.commission
+        self.cash -= flow
+        self.pool_cash[self.pool(fill.strategy)] -= flow
         key = (fill.strategy, fill.symbol)
         holding = self._holdings.get(key)
         if holding is None:
@@ -68,6 +93,15 @@ class Portfolio:
     def quantity(self, strategy: str, symbol: str) -> Decimal:
         holding = self._holdings.get((strategy, symbol))
         return holding.quantity if holding else ZERO
+
+    def short_value(self, pool: str) -> Decimal:
+        """Market value of the short positions of the strategies trading from `pool`."""
+        last = self.last_prices
+        return sum(
+            (-h.quantity * last.get(symbol, ZERO) for (strategy, symbol), h in self._holdings.items()
+             if h.quantity < 0 and self.pool(strategy) == pool),
+            ZERO,
+        )
 
     def position(self, strategy: str, symbol: str) -> Position:
         holding = self._holdings.get((strategy, symbol))

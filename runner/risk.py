@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
-from runner.domain import Action, OrderType, Side, Signal
+from runner.domain import Action, OrderRequest, Side, Signal
 
 
 class Denied(Exception):
     """The signal cannot become an order; the message is the reason recorded with it."""
 
 
-@dataclass(frozen=True, slots=True)
-class OrderIntent:
-    symbol: str
-    side: Side
-    quantity: Decimal
-    order_type: OrderType
-    reason: str
-
-
 class RiskGate:
-    """Turn a signal into an order intent, or deny it with a reason.
+    """Turn a signal into an order request, or deny it with a reason.
 
     Sizing: a BUY without quantity takes `default_quantity`; a SELL without quantity sells the
     whole long position; CLOSE flattens the position whatever its side. HOLD makes no order.
@@ -36,7 +26,7 @@ class RiskGate:
         self.default_quantity = default_quantity
         self.max_order_value = max_order_value
 
-    def intent(self, signal: Signal, held: Decimal, last_price: Decimal | None) -> OrderIntent | None:
+    def order_request(self, signal: Signal, held: Decimal, last_price: Decimal | None) -> OrderRequest | None:
         """Return the order for `signal` given the strategy's position `held`, None for HOLD.
 
         Raises:
@@ -61,4 +51,7 @@ class RiskGate:
                 raise Denied(
                     f"order value {value:.2f} exceeds risk.max_order_value {self.max_order_value}"
                 )
-        return OrderIntent(signal.symbol, side, quantity, signal.order_type, signal.reason)
+        return OrderRequest(
+            signal.symbol, side, quantity, signal.order_type, signal.limit_price, signal.stop_price,
+            signal.time_in_force, signal.stop_loss, signal.take_profit, signal.reason,
+        )

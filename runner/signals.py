@@ -5,11 +5,11 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from runner.domain import Action, OrderType, Signal
+from runner.domain import Action, OrderType, Signal, TimeInForce
 
 _SIGNAL_KEYS = (
     "symbol", "action", "quantity", "order_type", "limit_price", "stop_price",
-    "stop_loss", "take_profit", "confidence", "reason",
+    "stop_loss", "take_profit", "confidence", "reason", "time_in_force",
 )
 _PRICE_KEYS = ("limit_price", "stop_price", "stop_loss", "take_profit")
 
@@ -50,6 +50,7 @@ def coerce_signal(raw: Any) -> Signal:
         **{key: _positive(data.get(key), key) for key in _PRICE_KEYS},
         confidence=_confidence(data.get("confidence")),
         reason=str(data.get("reason") or ""),
+        time_in_force=_choice(TimeInForce, data.get("time_in_force") or TimeInForce.GTC, "time_in_force"),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import ValidationError
 
 from runner.config import RunnerConfig, validation_problems
@@ -62,7 +64,18 @@ def name_problems(config: RunnerConfig) -> list[ConfigProblem]:
     return problems
 
 
-CHECKS = (strategy_problems, symbol_problems, name_problems)
+def allocation_problems(config: RunnerConfig) -> list[ConfigProblem]:
+    """Cash allocated to strategies does not exceed the starting cash."""
+    allocated = sum((e.allocation for e in config.strategies if e.enabled and e.allocation), Decimal(0))
+    if allocated <= config.broker.starting_cash:
+        return []
+    return [config.source.problem(
+        ("strategies",),
+        f"the allocations add up to {allocated}, more than broker.starting_cash {config.broker.starting_cash}",
+    )]
+
+
+CHECKS = (strategy_problems, symbol_problems, name_problems, allocation_problems)
 
 
 def config_problems(config: RunnerConfig) -> list[ConfigProblem]:

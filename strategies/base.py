@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from runner.domain import Action, Bar, MarketData, OrderType, Position, Signal
+from runner.domain import Action, Bar, MarketData, Order, OrderType, Position, Signal, TimeInForce
 from runner.history import BarHistory, HistoryStore
 
 __all__ = [
-    "Action", "Bar", "BarHistory", "MarketData", "NoParams", "OrderType", "Position", "Signal",
-    "StrategyContext", "StrategyInterface", "StrategyParams",
+    "Action", "Bar", "BarHistory", "MarketData", "NoParams", "Order", "OrderType", "Position",
+    "Signal", "StrategyContext", "StrategyInterface", "StrategyParams", "TimeInForce",
 ]
 
 SignalLike = Signal | dict[str, Any]
@@ -37,10 +38,23 @@ class NoParams(StrategyParams):
     """Parameters of a strategy that takes none."""
 
 
+@dataclass(frozen=True, slots=True)
+class OrderChange:
+    """A cancel or modify request a strategy made; the runner carries it out after the hook."""
+
+    action: str  # "cancel" or "modify"
+    order_id: int
+    changes: dict[str, Decimal] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        terms = ", ".join(f"{key}={value}" for key, value in self.changes.items())
+        return f"{self.action} order {self.order_id}" + (f" ({terms})" if terms else "")
+
+
 class BookReader(Protocol):
     """The read side of the books that a context needs."""
 
-    cash: Decimal
+    def cash_of(self, strategy: str) -> Decimal: ...
 
     def position(self, strategy: str, symbol: str) -> Position: ...
 
@@ -57,6 +71,7 @@ class StrategyContext:
     def __init__(
         self, name: str, params: BaseModel, symbols: Sequence[str], books: BookReader,
         history: HistoryStore, interval: str = "",
+        working_orders: Callable[[str], list[Order]] = lambda name: [],
     ):
         self.name = name
         self.params = params
@@ -65,11 +80,36 @@ class StrategyContext:
         self.logger = logging.getLogger(f"runner.strategy.{name}")
         self._books = books
         self._history = history
+        self._working_orders = working_orders
+        self._requests: list[OrderChange] = []
 
     @property
     def cash(self) -> Decimal:
-        """Cash available to the account (shared by all strategies)."""
-        return self._books.cash
+        """Cash this strategy trades from: its own allocation, or the shared pool."""
+        return self._books.cash_of(self.name)
+
+    def orders(self) -> list[Order]:
+        """This strategy's working orders (id, status, filled quantity, prices), oldest first."""
+        return self._working_orders(self.name)
+
+    def cancel(self, order_id: int) -> None:
+        """Ask to cancel a working order; done when the current hook returns. A refusal (the
+        order already filled, say) is recorded as a rejected request."""
+        self._requests.append(OrderChange("cancel", order_id))
+
+    def modify(
+        self, order_id: int, *, quantity: Decimal | None = None, limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> None:
+        """Ask to change a working order's quantity or prices (it keeps its id); done when the
+        current hook returns, effective from the next bar."""
+        changes = {k: Decimal(str(v)) for k, v in (("quantity", quantity), ("limit_price", limit_price), ("stop_price", stop_price)) if v is not None}
+        self._requests.append(OrderChange("modify", order_id, changes))
+
+    def take_requests(self) -> list[OrderChange]:
+        """Hand the pending cancel/modify requests to the runner (called by the runner)."""
+        requests, self._requests = self._requests, []
+        return requests
 
     def position(self, symbol: str) -> Position:
         """This strategy's position in `symbol` (quantity 0 when flat)."""
@@ -94,6 +134,11 @@ class StrategyInterface(ABC):
     Subclasses set `Params` (a pydantic model with defaults, bounds and descriptions) and
     `description`, and implement `on_tick`. `history_size` says how many bars per symbol
     `context.history` must keep for this strategy.
+
+    Optional hooks, called only when a strategy defines them:
+        on_fill(fill): after each fill of one of its orders.
+        on_order_rejected(order): when one of its orders is rejected, with the reason in
+            `order.reason`.
     """
 
     Params: ClassVar[type[StrategyParams]] = NoParams

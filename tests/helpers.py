@@ -44,3 +44,20 @@ def config_text(strategies: str, **sections: str) -> str:
     defaults.update(sections)
     body = "".join(f"{name}: {value}\n" for name, value in defaults.items())
     return body + "strategies:\n" + strategies
+
+
+class ListFeed:
+    """A feed of hand-made steps (lists of bars), for runs whose prices a test must control."""
+
+    live = False
+    skipped_rows = 0
+
+    def __init__(self, steps: list[list[Bar]], interval: str = "1m"):
+        self.steps = steps
+        self.interval = interval
+        self.symbols = tuple(dict.fromkeys(b.symbol for bars in steps for b in bars))
+        self.total_steps = len(steps)
+
+    def __iter__(self):
+        for bars in self.steps:
+            yield MarketData(bars[0].timestamp, self.interval, {b.symbol: b for b in bars})

@@ -224,7 +224,7 @@ def test_unknown_nested_key_suggests_the_closest(tmp_path):
     assert problem.key_path == "broker.slipage_bps"
     assert problem.line == 3
     assert "unknown key 'slipage_bps' (did you mean 'slippage_bps'?)" in problem.message
-    assert "expected one of: allow_short, commission, slippage_bps, starting_cash" in problem.message
+    assert "expected one of: allow_short, commission, commission_by_symbol, limit_fill, max_position, " in problem.message
 
 
 def test_unknown_key_deeper_down(tmp_path):

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from runner.bootstrap import StrategySetup, assemble, build
-from runner.broker.fees import CommissionModel
-from runner.broker.fills import NextOpenFillModel
+from runner.broker.fees import CommissionModel, FeeSchedule
+from runner.broker.fills import BarFillModel
 from runner.broker.paper import PaperBroker
 from runner.clock import SimClock
 from runner.config import SyntheticSymbol, load_config_text
@@ -110,8 +110,8 @@ def make_runner(tmp_path, setups, max_ticks=200, name="runs.db", clock=None, **r
     symbols = {"AAA": SyntheticSymbol(), "BBB": SyntheticSymbol(start_price=Decimal(50))}
     feed = SyntheticFeed(symbols, "1m", datetime(2024, 1, 2, tzinfo=UTC), seed=11)
     broker = PaperBroker(
-        Portfolio(Decimal(100_000)), NextOpenFillModel(Decimal(5)),
-        CommissionModel(per_order=Decimal(1)), feed.symbols,
+        Portfolio(Decimal(100_000)), BarFillModel(Decimal(5)),
+        FeeSchedule(CommissionModel(per_order=Decimal(1))), feed.symbols,
     )
     return assemble(
         feed=feed, broker=broker, strategies=setups, database=db_url(tmp_path, name),

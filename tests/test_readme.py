@@ -5,8 +5,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from runner.bootstrap import StrategySetup, assemble
-from runner.broker.fees import CommissionModel
-from runner.broker.fills import NextOpenFillModel
+from runner.broker.fees import CommissionModel, FeeSchedule
+from runner.broker.fills import BarFillModel
 from runner.broker.paper import PaperBroker
 from runner.config import SyntheticSymbol
 from runner.feeds.synthetic import SyntheticFeed
@@ -30,7 +30,7 @@ def test_the_strategy_in_the_readme_runs(tmp_path):
     namespace: dict = {}
     exec(compile(source, "README.md", "exec"), namespace)
     feed = SyntheticFeed({"AAA": SyntheticSymbol(volatility=1.0)}, "1m", T0, seed=3)
-    broker = PaperBroker(Portfolio(Decimal(10_000)), NextOpenFillModel(), CommissionModel(), feed.symbols)
+    broker = PaperBroker(Portfolio(Decimal(10_000)), BarFillModel(), FeeSchedule(CommissionModel()), feed.symbols)
     runner = assemble(
         feed=feed, broker=broker, strategies=[StrategySetup("dip", namespace["DipBuyer"], {"drop": "0.001"})],
         database=f"sqlite:///{tmp_path / 'r.db'}", max_ticks=300,

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from runner.bootstrap import StrategySetup, assemble, build
-from runner.broker.fees import CommissionModel
-from runner.broker.fills import NextOpenFillModel
+from runner.broker.fees import CommissionModel, FeeSchedule
+from runner.broker.fills import BarFillModel
 from runner.broker.paper import PaperBroker
 from runner.clock import SimClock
 from runner.config import load_config, load_config_text
@@ -53,7 +53,7 @@ def run_setups(tmp_path: Path, symbols, setups, name="runs.db", **options):
     """A runner over tmp_path/{symbol}.csv with the given strategies; returns (runner, summary)."""
     feed = load_replay("csv", tmp_path, path="{symbol}.csv", symbols=list(symbols))
     broker = PaperBroker(
-        Portfolio(Decimal(100_000)), NextOpenFillModel(Decimal(0)), CommissionModel(), feed.symbols,
+        Portfolio(Decimal(100_000)), BarFillModel(Decimal(0)), FeeSchedule(CommissionModel()), feed.symbols,
     )
     runner = assemble(feed=feed, broker=broker, strategies=setups, database=db_url(tmp_path, name), **options)
     return runner, runner.run()

@@ -14,8 +14,8 @@ from sqlalchemy import text
 
 from cli.app import _stopping_on_signals
 from runner.bootstrap import StrategySetup, assemble, build
-from runner.broker.fees import CommissionModel
-from runner.broker.fills import NextOpenFillModel
+from runner.broker.fees import CommissionModel, FeeSchedule
+from runner.broker.fills import BarFillModel
 from runner.broker.paper import PaperBroker
 from runner.clock import SimClock
 from runner.config import load_config, load_config_text
@@ -109,7 +109,7 @@ def test_a_candle_whose_last_bar_never_comes_closes_by_the_clock_plus_the_grace(
     clock = SimClock(datetime(2024, 1, 2, 9, 0, tzinfo=UTC))
     # The 09:04 bar, last of the 09:00 5m candle, is lost, and nothing comes until 09:08.
     feed = LiveFeed(clock, minutes=10, missing={4, 5, 6, 7})
-    broker = PaperBroker(Portfolio(Decimal(1000)), NextOpenFillModel(), CommissionModel(), feed.symbols)
+    broker = PaperBroker(Portfolio(Decimal(1000)), BarFillModel(), FeeSchedule(CommissionModel()), feed.symbols)
     runner = assemble(
         feed=feed, broker=broker, strategies=[StrategySetup("five", Recorder, interval="5m")],
         database=f"sqlite:///{tmp_path / 'l.db'}", mode="clock", tick_interval=60.0, clock=clock,
@@ -158,7 +158,7 @@ class Exploding:
 
 
 def test_a_failing_feed_stops_the_run_cleanly_as_failed(tmp_path):
-    broker = PaperBroker(Portfolio(Decimal(1000)), NextOpenFillModel(), CommissionModel(), ("AAA",))
+    broker = PaperBroker(Portfolio(Decimal(1000)), BarFillModel(), FeeSchedule(CommissionModel()), ("AAA",))
     runner = assemble(
         feed=Exploding(), broker=broker, strategies=[StrategySetup("hold", BuyAndHold)],
         database=f"sqlite:///{tmp_path / 'e.db'}",
@@ -182,7 +182,7 @@ class GapFeed:
 
 
 def test_a_rejection_at_the_fill_counts_against_its_strategy(tmp_path):
-    broker = PaperBroker(Portfolio(Decimal(100_000)), NextOpenFillModel(), CommissionModel(), ("AAA",))
+    broker = PaperBroker(Portfolio(Decimal(100_000)), BarFillModel(), FeeSchedule(CommissionModel()), ("AAA",))
     runner = assemble(
         feed=GapFeed(), broker=broker, strategies=[StrategySetup("hold", BuyAndHold, {"quantity": 990})],
         database=f"sqlite:///{tmp_path / 'g.db'}",

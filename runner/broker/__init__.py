@@ -1,4 +1,4 @@
-"""The simulated broker: order handling (paper.py), fill prices (fills.py), commissions (fees.py).
+"""The simulated broker: order handling (paper.py), fill rules (fills.py), commissions (fees.py).
 
 The loop talks to a broker through the `Broker` protocol; only bootstrap names `PaperBroker`.
 """
@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from runner.domain import Fill, MarketData, Order, OrderType, Side
+from runner.domain import Fill, MarketData, Order, OrderRequest
 from runner.portfolio import Portfolio
 
 BrokerEvent = Order | Fill
@@ -18,11 +18,20 @@ BrokerEvent = Order | Fill
 class Broker(Protocol):
     portfolio: Portfolio
 
-    def submit(
-        self, strategy: str, symbol: str, side: Side, quantity: Decimal, timestamp: datetime,
-        order_type: OrderType = OrderType.MARKET, reason: str = "",
-    ) -> list[Order]:
+    def submit(self, strategy: str, request: OrderRequest, timestamp: datetime) -> list[Order]:
         """Create an order; return its states (NEW, then ACCEPTED or REJECTED)."""
+
+    def cancel(self, strategy: str, order_id: int, timestamp: datetime, reason: str) -> tuple[list[Order], str]:
+        """Cancel a working order; return its new states, or a refusal."""
+
+    def modify(
+        self, strategy: str, order_id: int, timestamp: datetime, *, quantity: Decimal | None = None,
+        limit_price: Decimal | None = None, stop_price: Decimal | None = None,
+    ) -> tuple[list[Order], str]:
+        """Change a working order's quantity or prices; return its new state, or a refusal."""
+
+    def orders_of(self, strategy: str) -> list[Order]:
+        """A strategy's working orders."""
 
     def match(self, market: MarketData) -> list[BrokerEvent]:
         """Fill working orders against a new step."""

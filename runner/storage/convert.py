@@ -21,6 +21,10 @@ def add_rows(item: object, run_id: str, rows: Rows) -> None:
             "symbol": item.symbol, "side": item.side.value, "order_type": item.order_type.value,
             "quantity": item.quantity, "status": item.status.value,
             "filled_quantity": item.filled_quantity, "average_price": item.average_price,
+            "limit_price": item.limit_price, "stop_price": item.stop_price,
+            "time_in_force": item.time_in_force.value, "stop_loss": item.stop_loss,
+            "take_profit": item.take_profit, "parent_id": item.parent_id,
+            "sibling_id": item.sibling_id,
             "reason": item.reason, "created_at": item.created_at,
             "updated_at": item.updated_at or item.created_at,
         })

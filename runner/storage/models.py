@@ -58,6 +58,13 @@ class OrderRecord(SQLModel, table=True):
     status: str
     filled_quantity: Decimal = _money()
     average_price: Decimal | None = _money(default=None, nullable=True)
+    limit_price: Decimal | None = _money(default=None, nullable=True)
+    stop_price: Decimal | None = _money(default=None, nullable=True)
+    time_in_force: str = "GTC"
+    stop_loss: Decimal | None = _money(default=None, nullable=True)
+    take_profit: Decimal | None = _money(default=None, nullable=True)
+    parent_id: int | None = None  # the entry order of a bracket leg
+    sibling_id: int | None = None  # the other leg it cancels (OCO)
     reason: str = ""
     created_at: datetime
     updated_at: datetime
