@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
@@ -42,6 +42,7 @@ def open_database(url: str, create: bool = True) -> Engine:
             event.listen(engine, "connect", _sqlite_pragmas)
         if create:
             SQLModel.metadata.create_all(engine)
+            _add_missing_columns(engine)
     except ImportError as exc:
         raise ConfigError(
             f"storage.url: the database driver for {parsed.drivername!r} is not installed ({exc})"
@@ -57,3 +58,32 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring a database made by an earlier version up to date: columns added since then are
+    added to its tables (with their defaults), so its records stay readable and new runs fit."""
+    inspector = inspect(engine)
+    with engine.begin() as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                default = column.default.arg if column.default is not None and column.default.is_scalar else None
+                if default is None and not column.nullable:
+                    raise StorageError(
+                        f"the database's table {table.name} lacks the column {column.name}, which "
+                        "cannot be added automatically; use a new database file"
+                    )
+                clause = "" if default is None else f" NOT NULL DEFAULT {_literal(default)}"
+                connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{clause}'))
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"

@@ -106,9 +106,10 @@ class Recorder:
                 try:
                     self._write(batches)
                 except Exception as exc:  # noqa: BLE001 - any failure must reach the loop, not end the thread
-                    log.error("storage write failed: %s", exc)
+                    cause = getattr(exc, "orig", None) or exc  # the driver's words, without the SQL
+                    log.error("storage write failed: %s", cause)
                     self.error = exc if isinstance(exc, StorageError) else StorageError(
-                        f"cannot write records to the database: {type(exc).__name__}: {exc}"
+                        f"cannot write records to the database: {type(cause).__name__}: {cause}"
                     )
             if stop:
                 return
