@@ -26,7 +26,6 @@ from runner.engine import StrategyRunner
 from runner.errors import ConfigError, StrategyLoadError
 from runner.events import RunStarted, SignalEvent
 from runner.feeds import Feed
-from runner.feeds.replay import load_replay
 from runner.feeds.synthetic import SyntheticFeed
 from runner.history import HistoryStore
 from runner.host import StrategyHost
@@ -123,6 +122,8 @@ def _feed(config: RunnerConfig) -> Feed:
             market.symbols, market.interval, market.start, config.run.seed,
             market.price_precision, market.base_volume,
         )
+    from runner.feeds.replay import load_replay  # pandas, only for runs that read files
+
     folder = Path(config.source.path).parent if config.source.path != "<python>" else Path.cwd()
     return load_replay(
         market.source, folder, path=market.path, files=market.files, symbols=market.symbols,
@@ -134,13 +135,10 @@ def _feed(config: RunnerConfig) -> Feed:
 def _check_against_data(config: RunnerConfig, feed: Feed) -> None:
     """Strategy symbols exist in the data, and every interval is a multiple of the data's."""
     source, problems = config.source, []
-    base = interval_seconds(feed.interval)
     for index, interval in enumerate(config.market_data.derived_intervals):
-        if _not_a_multiple(interval, base):
-            problems.append(source.problem(
-                ("market_data", "derived_intervals", index),
-                f"{interval} is not a multiple of the data's interval {feed.interval}",
-            ))
+        wrong = _interval_problem(interval, feed.interval)
+        if wrong:
+            problems.append(source.problem(("market_data", "derived_intervals", index), wrong))
     for symbol in config.broker.commission_by_symbol:
         if symbol not in feed.symbols:
             problems.append(source.problem(
@@ -154,18 +152,21 @@ def _check_against_data(config: RunnerConfig, feed: Feed) -> None:
                 ("strategies", index, "symbols"),
                 f"unknown symbol(s) {', '.join(unknown)}; the data has: {', '.join(feed.symbols)}",
             ))
-        if entry.interval and entry.interval != feed.interval and _not_a_multiple(entry.interval, base):
-            problems.append(source.problem(
-                ("strategies", index, "interval"),
-                f"{entry.interval} is not a multiple of the data's interval {feed.interval}",
-            ))
+        wrong = _interval_problem(entry.interval, feed.interval) if entry.interval else None
+        if wrong:
+            problems.append(source.problem(("strategies", index, "interval"), wrong))
     if problems:
         raise ConfigError(problems)
 
 
-def _not_a_multiple(interval: str, base_seconds: int) -> bool:
-    seconds = interval_seconds(interval)
-    return seconds <= base_seconds or seconds % base_seconds != 0
+def _interval_problem(interval: str, base: str) -> str | None:
+    """Why candles of `interval` cannot be built from bars of `base`, if they cannot."""
+    seconds, base_seconds = interval_seconds(interval), interval_seconds(base)
+    if seconds < base_seconds:
+        return f"{interval} is shorter than the data's interval {base}"
+    if seconds % base_seconds:
+        return f"{interval} is not a whole multiple of the data's interval {base}"
+    return None
 
 
 def assemble(
@@ -189,9 +190,9 @@ def assemble(
         raise ConfigError(f"run id {run_id!r} already exists in {database}; choose another --run-id")
     recorder = Recorder(engine, run_id)
     history = HistoryStore(0)
-    intervals = list(dict.fromkeys(
-        [*derived_intervals, *(s.interval for s in strategies if s.interval and s.interval != feed.interval)]
-    ))
+    base_seconds = interval_seconds(feed.interval)
+    wanted = [*derived_intervals, *(s.interval for s in strategies if s.interval)]
+    intervals = list(dict.fromkeys(i for i in wanted if interval_seconds(i) != base_seconds))
     aggregators = [CandleAggregator(interval, feed.interval, timezone) for interval in intervals]
     loop = TickLoop(
         broker, risk or RiskGate(default_quantity=1), history, recorder, clock, equity_every,
@@ -201,6 +202,8 @@ def assemble(
     for setup in strategies:
         symbols = tuple(setup.symbols or feed.symbols)
         interval = setup.interval or feed.interval
+        if interval_seconds(interval) == base_seconds:  # 60m on 1h bars is the bars themselves
+            interval = feed.interval
         strategy = _create(setup, symbols, interval, broker, history)
         history.depth = max(history.depth, strategy.history_size())
         loop.add_host(StrategyHost(

@@ -87,7 +87,7 @@ class StrategyRunner:
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="runner-loop", daemon=True)
         self._started_at = 0.0
-        self._wall_timed = pacer.mode == "clock" and feed.live
+        self._wall_timed = pacer.mode == "clock" and getattr(feed, "live", False)
 
     def start(self) -> None:
         """Record the run and start the loop thread.
@@ -138,13 +138,14 @@ class StrategyRunner:
         """The latest published state, with the run's id, status and elapsed time."""
         end = self._ended_at if self._ended_at is not None else self.clock.monotonic()
         elapsed = end - self._started_at if self._started_at else 0.0
-        total = self.feed.total_steps
+        total = getattr(self.feed, "total_steps", None)
         if self.max_ticks is not None:
             total = self.max_ticks if total is None else min(total, self.max_ticks)
         return replace(
             self.loop.snapshot(), run_id=self.run_id, status=self._status.value,
             error=self._error, elapsed_seconds=elapsed, database=self.database,
-            total_steps=total, skipped_rows=self.feed.skipped_rows, overruns=self.pacer.overruns,
+            total_steps=total, skipped_rows=getattr(self.feed, "skipped_rows", 0),
+            overruns=self.pacer.overruns,
         )
 
     def _run(self) -> None:

@@ -1,7 +1,8 @@
 """Rolling bar history per (symbol, interval) as numpy arrays, bounded by the longest need.
 
 Each series is a ring buffer written twice (at i and i + depth), so the latest n bars are
-always one contiguous slice: reading them is a view, never a copy of the whole history.
+always one contiguous slice: reading them copies those n bars only, never the whole history,
+and what a strategy holds never changes under it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ _FIELDS = ("open", "high", "low", "close", "volume")
 
 
 class BarHistory:
-    """The last bars of one (symbol, interval), oldest first, as read-only arrays.
+    """The last bars of one (symbol, interval), oldest first, as arrays the strategy owns.
 
     Attributes `timestamp` (datetime64[ns], UTC), `open`, `high`, `low`, `close`, `volume`
     (float64). `to_frame()` makes a small pandas DataFrame of them.
@@ -63,11 +64,7 @@ class _Series:
         n = size if count is None else max(0, min(count, size))
         end = (self.count - 1) % self.depth + 1 + self.depth if self.count else 0
         view = slice(end - n, end)
-        stamps = self.stamps[view]
-        columns = [row[view] for row in self.values]
-        for array in (stamps, *columns):
-            array.flags.writeable = False
-        return BarHistory(stamps, columns)
+        return BarHistory(self.stamps[view].copy(), [row[view].copy() for row in self.values])
 
 
 class HistoryStore:

@@ -66,11 +66,11 @@ class TickLoop:
         self.base_interval = base_interval
         self.aggregators = list(aggregators)
         self.candle_grace_seconds = candle_grace_seconds
-        self._interval_seconds = {
-            interval: interval_seconds(interval)
+        self._length = {
+            interval: timedelta(seconds=interval_seconds(interval))
             for interval in [base_interval, *(a.interval for a in self.aggregators)] if interval
         }
-        self._latest: dict[str, dict[str, Bar]] = {interval: {} for interval in self._interval_seconds}
+        self._latest: dict[str, dict[str, Bar]] = {interval: {} for interval in self._length}
         self.steps = 0
         self.timestamp: datetime | None = None
         self.orders = self.fills = self.rejections = 0
@@ -98,18 +98,23 @@ class TickLoop:
         """The step's base bars and every derived candle that closed with them, grouped by
         candle and ordered by when each candle ended (a candle that includes the base bar
         comes after it)."""
-        rounds = [(market.timestamp, 0, self.base_interval, list(market.values()))] if market else []
+        base_bars = list(market.values())
+        if not self.aggregators:
+            return [(self.base_interval, base_bars)] if base_bars else []
+        rounds = [(market.timestamp, 0, self.base_interval, base_bars)] if base_bars else []
         for aggregator in self.aggregators:
-            closed = aggregator.update(market.timestamp, market.values())
+            closed = aggregator.update(market.timestamp, base_bars)
             if now is not None:
                 closed += aggregator.close_due(now, self.candle_grace_seconds)
+            if not closed:
+                continue
             candles: dict[datetime, list[Bar]] = {}
             for candle in closed:
                 candles.setdefault(candle.timestamp, []).append(candle)
             rounds += [(start, aggregator.size, aggregator.interval, bars) for start, bars in candles.items()]
         if len(rounds) > 1:
-            seconds = self._interval_seconds
-            rounds.sort(key=lambda r: (r[0] + timedelta(seconds=seconds[r[2]]), r[1]))
+            length = self._length
+            rounds.sort(key=lambda r: (r[0] + length[r[2]], r[1]))
         return [(interval, bars) for _, _, interval, bars in rounds]
 
     def _dispatch(self, interval: str, bars: list[Bar], market: MarketData) -> None:

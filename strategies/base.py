@@ -123,7 +123,7 @@ class StrategyContext:
         """The last `count` bars of `symbol` up to and including this step, oldest first.
 
         Bars are at this strategy's interval unless `interval` names another one the run
-        builds. The arrays are read-only views; keep `history_size()` bars at most.
+        builds. Up to `history_size()` bars are kept; the arrays are the caller's own copy.
         """
         return self._history.bars(symbol, interval or self.interval, count)
 

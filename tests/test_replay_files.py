@@ -385,9 +385,17 @@ def test_interval_names(tmp_path, step, word):
     assert replay(tmp_path).interval == word
 
 
-def test_the_configured_interval_wins(tmp_path):
+def test_a_configured_interval_is_used_when_no_rows_are_closer(tmp_path):
     write(tmp_path / "AAA.csv", csv_text("timestamp,open,high,low,close,volume", ISO_Z))
-    assert replay(tmp_path, interval="5m").interval == "5m"
+    assert replay(tmp_path, interval="1m").interval == "1m"
+    assert replay(tmp_path, interval="30s").interval == "30s"
+
+
+def test_a_configured_interval_longer_than_the_rows_gap_is_refused(tmp_path):
+    """Two rows inside one bar would make candles that overlap."""
+    write(tmp_path / "AAA.csv", csv_text("timestamp,open,high,low,close,volume", ISO_Z))
+    with pytest.raises(DataError, match="market_data.interval is 5m, but some rows are only 1m apart; set it to 1m or leave it out"):
+        replay(tmp_path, interval="5m")
 
 
 # --- bad input --------------------------------------------------------------------------------

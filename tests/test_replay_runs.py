@@ -206,8 +206,12 @@ class HistoryReader(StrategyInterface):
     def on_start(self):
         self.checked = 0
         self.frames = []
+        self.kept = None
 
     def on_tick(self, market_data):
+        if self.kept is not None:  # what a strategy holds does not change under it
+            array, values = self.kept
+            assert array.tolist() == values
         for symbol in market_data.fresh:
             history = self.context.history(symbol, 3)
             assert isinstance(history.close, np.ndarray) and history.close.dtype == np.float64
@@ -217,7 +221,7 @@ class HistoryReader(StrategyInterface):
             assert history.high[-1] == float(market_data[symbol].high)
             assert history.volume[-1] == float(market_data[symbol].volume)
             assert pd.Timestamp(history.timestamp[-1], tz="UTC") == market_data[symbol].timestamp
-            assert not history.close.flags.writeable
+            self.kept = (history.close, history.close.tolist())
             everything = self.context.history(symbol)
             assert len(everything) <= 5 and everything.close[-1] == history.close[-1]
             self.checked += 1

@@ -22,6 +22,7 @@ from runner.domain import (
 )
 from runner.portfolio import Portfolio
 
+_NOTHING_LEFT = "the rest is cancelled: another order already closed the position"
 _NEEDS_LIMIT = (OrderType.LIMIT, OrderType.STOP_LIMIT)
 _NEEDS_STOP = (OrderType.STOP, OrderType.STOP_LIMIT)
 
@@ -201,20 +202,31 @@ class PaperBroker:
         self, order: Order, quantity: Decimal, price: Decimal, timestamp: datetime,
         events: list[BrokerEvent],
     ) -> Order:
-        """Fill `quantity` of `order` at `price` if the cash allows; return its new state."""
+        """Fill `quantity` of `order` at `price` if the cash (or, for a sell without shorting,
+        the position) allows; return its new state."""
+        capped = False
+        if order.side is Side.SELL and not self.allow_short and order.parent_id is None:
+            held = self.portfolio.quantity(order.strategy, order.symbol)
+            if held <= 0:
+                closed = self._close(order, OrderStatus.CANCELLED, _NOTHING_LEFT, timestamp)
+                events.append(closed)
+                return closed
+            capped, quantity = quantity > held, min(quantity, held)
         commission = self.fees.fill_commission(order, quantity, price)
         if order.side is Side.BUY:
             cost = quantity * price + commission
             held = self.portfolio.quantity(order.strategy, order.symbol)
             covering = held < 0 and quantity <= -held
             cash = self.portfolio.cash_of(order.strategy) if covering else self._free_cash(order.strategy, order.id)
-            if cost > cash:
-                closed = self._close(
-                    order, OrderStatus.REJECTED,
-                    f"insufficient cash at fill: needs {cost:.2f}, has {cash:.2f}", timestamp,
-                )
-                events.append(closed)
-                return closed
+        else:  # a sell costs cash only when its commission exceeds its proceeds
+            cost, cash = commission - quantity * price, self.portfolio.cash_of(order.strategy)
+        if cost > 0 and cost > cash:
+            closed = self._close(
+                order, OrderStatus.REJECTED, f"insufficient cash at fill: needs {cost:.2f}, has {cash:.2f}",
+                timestamp,
+            )
+            events.append(closed)
+            return closed
         fill = Fill(
             self._next_fill_id, order.id, order.strategy, order.symbol, order.side, quantity,
             price, commission, timestamp,
@@ -234,6 +246,9 @@ class PaperBroker:
         elif order.id in self._working:
             self._working[order.id] = order
         events += [fill, order]
+        if capped:
+            order = self._close(order, OrderStatus.CANCELLED, _NOTHING_LEFT, timestamp)
+            events.append(order)
         return order
 
     def _close(self, order: Order, status: OrderStatus, reason: str, timestamp: datetime) -> Order:

@@ -34,41 +34,58 @@ def bad_rows(table: OhlcvTable) -> tuple[np.ndarray, list[BadRow]]:
     bad = np.zeros(len(table), dtype=bool)
     for mask, _, _ in rules:
         bad |= mask
-    bad |= _not_increasing(table, ~bad)
+    spikes, behind = _out_of_order(table, ~bad)
+    bad |= spikes | behind
     problems = []
     for index in np.flatnonzero(bad)[:SHOWN_PROBLEMS]:
-        problems.append(_describe(table, int(index), rules))
+        problems.append(_describe(table, int(index), rules, spikes))
     return bad, problems
 
 
 def _rules(table: OhlcvTable) -> list[tuple[np.ndarray, str, object]]:
     """(mask, column, message maker) for each row rule, in the order they are reported."""
     o, h, l, c, v = table.open, table.high, table.low, table.close, table.volume
-    hint = "" if table.timezone == "UTC" else (
-        f" (not a date and time, or a local time that does not exist or repeats at a clock "
-        f"change in {table.timezone})"
-    )
+    hint = " (not a date and time between 1971 and 2199" + (
+        "" if table.timezone == "UTC" else
+        f", or a local time that does not exist or repeats at a clock change in {table.timezone}"
+    ) + ")"
     present = [(name, getattr(table, name)) for name in ("open", "high", "low", "close", "volume") if name in table.columns]
     with np.errstate(invalid="ignore"):
-        rules = [(table.timestamp == NAT, "timestamp", lambda i: f"timestamp not understood: {table.raw_time.iloc[i]!r}{hint}")]
+        rules = [(table.timestamp == NAT, "timestamp", lambda i: f"timestamp not understood: {_written(table.raw_time.iloc[i])}{hint}")]
+        if table.symbol is not None:
+            rules.append((table.symbol == "", "symbol", lambda i: "symbol is missing"))
         for name, values in present:
             rules.append((np.isnan(values), name, lambda i, n=name: f"{n} is missing or not a number"))
+            rules.append((np.isinf(values), name, lambda i, n=name, x=values: f"{n} must be finite, got {_text(x[i])}"))
         for name, values in present:
             if name != "volume":
-                rules.append((values <= 0, name, lambda i, n=name, x=values: f"{n} must be positive, got {x[i]:g}"))
+                rules.append((values <= 0, name, lambda i, n=name, x=values: f"{n} must be positive, got {_text(x[i])}"))
         top, bottom = np.maximum(o, c), np.minimum(o, c)
         rules += [
-            (h < l, "high", lambda i: f"high {h[i]:g} is below low {l[i]:g}"),
-            (h < top, "high", lambda i: f"high {h[i]:g} is below max(open, close) {top[i]:g}"),
-            (l > bottom, "low", lambda i: f"low {l[i]:g} is above min(open, close) {bottom[i]:g}"),
-            (v < 0, "volume", lambda i: f"volume must not be negative, got {v[i]:g}"),
+            (h < l, "high", lambda i: f"high {_text(h[i])} is below low {_text(l[i])}"),
+            (h < top, "high", lambda i: f"high {_text(h[i])} is below max(open, close) {_text(top[i])}"),
+            (l > bottom, "low", lambda i: f"low {_text(l[i])} is above min(open, close) {_text(bottom[i])}"),
+            (v < 0, "volume", lambda i: f"volume must not be negative, got {_text(v[i])}"),
         ]
     return rules
 
 
-def _not_increasing(table: OhlcvTable, usable: np.ndarray) -> np.ndarray:
-    """Rows whose timestamp does not come after every earlier usable row of the same symbol."""
-    result = np.zeros(len(table), dtype=bool)
+def _text(value: float) -> str:
+    return f"{float(value):g}"
+
+
+def _written(value: object) -> str:
+    """A cell as the file had it: text quoted, numbers plain."""
+    value = value.item() if hasattr(value, "item") else value
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _out_of_order(table: OhlcvTable, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows out of time order, per symbol: a lone row dated after its next neighbour while its
+    neighbours are in order (a typo: only that row is blamed), and rows that do not come after
+    every earlier row (repeated or going back)."""
+    spikes = np.zeros(len(table), dtype=bool)
+    behind = np.zeros(len(table), dtype=bool)
     groups = [np.arange(len(table))] if table.symbol is None else [
         np.flatnonzero(table.symbol == symbol) for symbol in pd.unique(table.symbol)
     ]
@@ -77,20 +94,27 @@ def _not_increasing(table: OhlcvTable, usable: np.ndarray) -> np.ndarray:
         if len(rows) < 2:
             continue
         stamps = table.timestamp[rows]
-        latest_before = np.maximum.accumulate(stamps)[:-1]
-        result[rows[1:][stamps[1:] <= latest_before]] = True
-    return result
+        before = np.concatenate(([np.iinfo(np.int64).min], stamps[:-2]))
+        lone = (stamps[:-1] > stamps[1:]) & (before < stamps[1:])
+        spikes[rows[:-1][lone]] = True
+        kept = rows[~spikes[rows]]
+        kept_stamps = table.timestamp[kept]
+        if len(kept) > 1:
+            latest_before = np.maximum.accumulate(kept_stamps)[:-1]
+            behind[kept[1:][kept_stamps[1:] <= latest_before]] = True
+    return spikes, behind
 
 
-def _describe(table: OhlcvTable, index: int, rules) -> BadRow:
+def _describe(table: OhlcvTable, index: int, rules, spikes: np.ndarray) -> BadRow:
     for mask, column, message in rules:
         if mask[index]:
             return BadRow(table.path, table.line_word, int(table.line[index]), column, message(index))
     stamp = pd.Timestamp(int(table.timestamp[index]), tz="UTC").isoformat()
-    return BadRow(
-        table.path, table.line_word, int(table.line[index]), "timestamp",
-        f"timestamp {stamp} repeats or goes back before an earlier row",
+    problem = (
+        f"timestamp {stamp} is later than the next row's (out of order)" if spikes[index]
+        else f"timestamp {stamp} repeats or goes back before an earlier row"
     )
+    return BadRow(table.path, table.line_word, int(table.line[index]), "timestamp", problem)
 
 
 def report(path: str, count: int, problems: list[BadRow]) -> str:

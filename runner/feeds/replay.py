@@ -18,6 +18,7 @@ from runner.domain import Bar, MarketData
 from runner.errors import DataError
 from runner.feeds.quality import bad_rows, report
 from runner.feeds.tables import OhlcvTable, read_table
+from runner.intervals import interval_seconds
 
 CHUNK_ROWS = 65_536
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -43,6 +44,7 @@ class ReplayFeed:
         self.symbols = tuple(series)
         self.skipped_rows = skipped_rows
         self.price_precision = price_precision
+        self._decimals: dict[float, Decimal] = {}
         codes = np.concatenate([np.full(len(t), i, dtype=np.int32) for i, t in enumerate(series.values())])
         stamps = np.concatenate([t.timestamp for t in series.values()])
         order = np.lexsort((codes, stamps))
@@ -77,9 +79,14 @@ class ReplayFeed:
             yield MarketData(timestamp, interval, bars)
 
     def _number(self, value: float) -> Decimal:
-        if self.price_precision is not None:
-            value = round(value, self.price_precision)
-        return Decimal(repr(value))
+        """The exact decimal a float from the file stands for (as written, or rounded)."""
+        number = self._decimals.get(value)
+        if number is None:
+            if len(self._decimals) > 100_000:  # prices repeat; keep the cache bounded anyway
+                self._decimals.clear()
+            rounded = value if self.price_precision is None else round(value, self.price_precision)
+            number = self._decimals[value] = Decimal(repr(rounded))
+        return number
 
 
 def load_replay(
@@ -109,10 +116,10 @@ def load_replay(
     if failures:
         raise DataError("\n".join(failures))
     series = _by_symbol(clean, symbols)
-    empty = [symbol for symbol, table in series.items() if len(table) == 0]
+    empty = [f"{symbol} ({table.path})" for symbol, table in series.items() if len(table) == 0]
     if empty:
         raise DataError(f"no rows to replay for {', '.join(empty)}")
-    return ReplayFeed(series, interval or _infer_interval(series), price_precision, skipped)
+    return ReplayFeed(series, _interval(series, interval), price_precision, skipped)
 
 
 def _tables(file_format, base_dir, path, files, symbols, timezone, adjusted) -> list[tuple[str | None, OhlcvTable]]:
@@ -156,13 +163,29 @@ def _by_symbol(tables: list[tuple[str | None, OhlcvTable]], wanted: list[str] | 
     return series
 
 
-def _infer_interval(series: dict[str, OhlcvTable]) -> str:
+def _interval(series: dict[str, OhlcvTable], configured: str | None) -> str:
+    """The rows' interval: the smallest gap between consecutive rows of a symbol, which a
+    configured interval must not exceed (two rows can't share one bar)."""
     gaps = np.concatenate([np.diff(np.sort(t.timestamp)) for t in series.values()])
-    gaps = gaps[gaps > 0] // 1_000_000_000
-    if not len(gaps):
+    gaps = gaps[gaps > 0]
+    smallest = int(gaps.min()) if len(gaps) else None
+    if smallest is not None and smallest % 1_000_000_000:
+        raise DataError(
+            f"rows are {smallest / 1e9:g} s apart; the runner replays bars of whole seconds or longer"
+        )
+    if configured is not None:
+        if smallest is not None and interval_seconds(configured) * 1_000_000_000 > smallest:
+            raise DataError(
+                f"market_data.interval is {configured}, but some rows are only "
+                f"{_label(smallest // 1_000_000_000)} apart; set it to {_label(smallest // 1_000_000_000)} or leave it out"
+            )
+        return configured
+    if smallest is None:
         raise DataError("cannot tell the interval from a single row per symbol; set market_data.interval")
-    values, counts = np.unique(gaps, return_counts=True)
-    seconds = int(values[np.argmax(counts)])
+    return _label(smallest // 1_000_000_000)
+
+
+def _label(seconds: int) -> str:
     return next(f"{seconds // size}{unit}" for unit, size in _UNITS if seconds % size == 0)
 
 

@@ -10,6 +10,7 @@ zone; everything comes out as UTC nanoseconds.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +79,8 @@ def read_table(path: Path, file_format: str, timezone: str, adjusted: bool = Fal
     close = _numbers(frame[names[close_key]])
     prices = {key: _numbers(frame[names[key]]) if key in names else close for key in PRICE_COLUMNS}
     if adjusted:
-        factor = close / prices["close"]
+        with np.errstate(divide="ignore", invalid="ignore"):  # a close of 0 gives NaN: a bad row
+            factor = np.where(prices["close"] > 0, close / prices["close"], np.nan)
         prices = {key: prices[key] * factor for key in ("open", "high", "low")} | {"close": close}
     volume = _numbers(frame[names["volume"]]) if "volume" in names else np.zeros(len(frame))
     symbol_key = next((key for key in SYMBOL_COLUMNS if key in names), None)
@@ -92,7 +94,7 @@ def read_table(path: Path, file_format: str, timezone: str, adjusted: bool = Fal
         timestamp=_utc_nanoseconds(frame[time_column], timezone),
         raw_time=raw_time,
         volume=volume,
-        symbol=frame[names[symbol_key]].astype(str).to_numpy() if symbol_key else None,
+        symbol=_symbols(frame[names[symbol_key]]) if symbol_key else None,
         **prices,
     )
 
@@ -104,7 +106,8 @@ def _read_frame(path: Path, file_format: str) -> tuple[pd.DataFrame, np.ndarray]
     try:
         if file_format == "csv":
             # Blank lines are read as empty rows and then dropped, so line numbers stay true.
-            frame = pd.read_csv(path, skip_blank_lines=False)
+            encoding, separator = _sniff(path)
+            frame = pd.read_csv(path, skip_blank_lines=False, sep=separator, encoding=encoding)
             lines = np.arange(2, 2 + len(frame), dtype=np.int64)
             blank = frame.isna().all(axis=1).to_numpy()
             if blank.any():
@@ -117,7 +120,7 @@ def _read_frame(path: Path, file_format: str) -> tuple[pd.DataFrame, np.ndarray]
                 "reading Parquet needs pyarrow: install the extra with pip install -e '.[parquet]'"
             ) from None
         frame = pd.read_parquet(path)
-        if isinstance(frame.index, pd.DatetimeIndex) or frame.index.name:
+        if not isinstance(frame.index, pd.RangeIndex):  # a time (and symbol) index: make columns
             frame = frame.reset_index()
         return frame, np.arange(1, 1 + len(frame), dtype=np.int64)
     except DataError:
@@ -143,6 +146,30 @@ def _time_column(frame: pd.DataFrame, names: dict[str, object], path: Path) -> o
     )
 
 
+def _sniff(path: Path) -> tuple[str, str]:
+    """The encoding (UTF-8, UTF-16 with a byte-order mark, else Latin-1) and the separator
+    (the most frequent of , ; tab | in the header line) of a CSV file."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    else:
+        try:
+            head.decode("utf-8")
+            encoding = "utf-8-sig"
+        except UnicodeDecodeError as exc:
+            encoding = "utf-8-sig" if exc.start > len(head) - 4 else "latin-1"
+    header = head.decode(encoding.replace("-sig", ""), errors="replace").lstrip("\ufeff").splitlines()[:1]
+    counts = {sep: header[0].count(sep) for sep in (",", ";", "\t", "|")} if header else {}
+    separator = max(counts, key=counts.get) if counts and max(counts.values()) else ","
+    return encoding, separator
+
+
+def _symbols(column: pd.Series) -> np.ndarray:
+    """The symbol column as strings; an empty cell becomes "" (reported as a bad row)."""
+    return column.fillna("").astype(str).str.strip().to_numpy(dtype=object)
+
+
 def _listing(frame: pd.DataFrame) -> str:
     return ", ".join(str(column) for column in frame.columns) or "(none)"
 
@@ -151,30 +178,55 @@ def _numbers(column: pd.Series) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-_EPOCH_UNITS = ((1e17, 1), (1e14, 1_000), (1e11, 1_000_000))  # ns, us, ms; else seconds
+EPOCH_UNITS = ((1e17, 1), (1e14, 1_000), (1e11, 1_000_000))  # ns, us, ms; else seconds
+# Times outside these bounds are data errors (a unit misread, a typo), not market data.
+EARLIEST = np.datetime64("1971-01-01", "ns").astype(np.int64)
+LATEST = np.datetime64("2200-01-01", "ns").astype(np.int64)
 
 
 def _utc_nanoseconds(column: pd.Series, timezone: str) -> np.ndarray:
-    """Parse a time column (epoch numbers or date strings) into int64 UTC nanoseconds."""
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        largest = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 0.0
-        factor = next((f for limit, f in _EPOCH_UNITS if largest >= limit), 1_000_000_000)
-        result = np.full(len(values), NAT, dtype=np.int64)
-        finite = np.isfinite(values)
-        result[finite] = np.round(values[finite] * factor).astype(np.int64)
-        return result
+    """Parse a time column into int64 UTC nanoseconds (NAT where a value is not understood).
+
+    Numbers (or numeric text) are epoch seconds, milliseconds, microseconds or nanoseconds,
+    the unit told from the typical value; eight-digit numbers such as 20240102 are dates.
+    Text is ISO 8601, or any other one format pandas recognises for the whole column.
+    """
     if pd.api.types.is_datetime64_any_dtype(column):
         zoned = column.dt.tz is not None
-        return _as_utc(column if zoned else column.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT"))
-    text = column.astype("string")
+        result = _as_utc(column if zoned else _localize(column, timezone))
+    else:
+        numbers = pd.to_numeric(column, errors="coerce") if not pd.api.types.is_bool_dtype(column) else None
+        if numbers is not None and numbers.notna().mean() >= 0.9:
+            result = _from_numbers(numbers.to_numpy(dtype=np.float64, na_value=np.nan), timezone)
+        else:
+            result = _from_text(column.astype("string"), timezone)
+    result[(result != NAT) & ((result < EARLIEST) | (result >= LATEST))] = NAT
+    return result
+
+
+def _from_numbers(values: np.ndarray, timezone: str) -> np.ndarray:
+    finite = np.isfinite(values)
+    typical = float(np.median(np.abs(values[finite]))) if finite.any() else 0.0
+    if 19_000_000 <= typical < 30_000_000 and np.all(values[finite] == np.floor(values[finite])):
+        text = pd.Series(np.where(finite, values, 0).astype(np.int64).astype(str))
+        result = _as_utc(_localize(pd.to_datetime(text, format="%Y%m%d", errors="coerce"), timezone))
+        result[~finite] = NAT
+        return result
+    factor = next((f for limit, f in EPOCH_UNITS if typical >= limit), 1_000_000_000)
+    result = np.full(len(values), NAT, dtype=np.int64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = values * factor
+    usable = finite & (np.abs(scaled) < 9.2e18)
+    result[usable] = np.round(scaled[usable]).astype(np.int64)
+    return result
+
+
+def _from_text(text: pd.Series, timezone: str) -> np.ndarray:
     try:
         parsed = _parse(text, utc=False)
     except ValueError:  # zones differ from row to row, or some rows have none: split them
         return _mixed_zones(text, timezone)
-    if parsed.dt.tz is None:
-        parsed = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
-    return _as_utc(parsed)
+    return _as_utc(parsed if parsed.dt.tz is not None else _localize(parsed, timezone))
 
 
 def _mixed_zones(text: pd.Series, timezone: str) -> np.ndarray:
@@ -186,20 +238,37 @@ def _mixed_zones(text: pd.Series, timezone: str) -> np.ndarray:
     if has_zone.any():
         result[has_zone] = _as_utc(_parse(text[has_zone], utc=True))
     if (~has_zone).any():
-        naive = _parse(text[~has_zone], utc=False)
-        result[~has_zone] = _as_utc(naive.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT"))
+        result[~has_zone] = _as_utc(_localize(_parse(text[~has_zone], utc=False), timezone))
     return result
 
 
 def _parse(text: pd.Series, utc: bool) -> pd.Series:
     parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=utc)
-    if parsed.isna().mean() > 0.5:  # not ISO 8601: let pandas infer each value (slower)
-        parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=utc)
+    if parsed.isna().mean() > 0.5:  # not ISO 8601: one format, inferred from the column, for all
+        with warnings.catch_warnings():  # pandas says which format it chose; the rows show it
+            warnings.simplefilter("ignore", UserWarning)
+            parsed = pd.to_datetime(text, errors="coerce", utc=utc)
     return parsed
 
 
+def _localize(parsed: pd.Series, timezone: str) -> pd.Series:
+    """Read naive times in `timezone`; a time repeated at a DST change is told apart by the
+    order of the rows when it can be, and a time that does not exist is not understood."""
+    try:
+        return parsed.dt.tz_localize(timezone, ambiguous="infer", nonexistent="NaT")
+    except Exception:  # noqa: BLE001 - pandas cannot infer (unsorted rows): those times stay unknown
+        return parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+
+
 def _as_utc(parsed: pd.Series) -> np.ndarray:
-    utc = parsed.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
-    result = utc.to_numpy().view(np.int64).copy()
-    result[parsed.isna().to_numpy()] = NAT
-    return result
+    missing = parsed.isna().to_numpy()
+    naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    try:
+        values = naive.astype("datetime64[ns]").to_numpy().view(np.int64).copy()
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):  # years past 2262
+        values = np.array([
+            NAT if pd.isna(v) or not (1678 < v.year < 2262) else pd.Timestamp(v).as_unit("ns").value
+            for v in naive
+        ], dtype=np.int64)
+    values[missing] = NAT
+    return values
