@@ -54,7 +54,8 @@ class Recorder:
         self.error: StorageError | None = None
         self.submitted = 0  # records handed over (loop thread)
         self.committed = 0  # records committed (writer thread)
-        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_STEPS)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # a bounded Queue costs 10x per put
+        self._drained = threading.Event()  # set by the writer whenever it has taken a batch
         self._thread = threading.Thread(target=self._write_loop, name="runner-recorder", daemon=True)
 
     def start(self, started: RunStarted) -> None:
@@ -76,6 +77,9 @@ class Recorder:
         if records:
             self.submitted += len(records)
             self._queue.put(records)
+            while self._queue.qsize() > QUEUE_STEPS and self._thread.is_alive():
+                self._drained.clear()
+                self._drained.wait(0.1)
 
     def close(self, finished: RunFinished) -> None:
         """Commit everything queued, then the run's final state; wait for the writer to end.
@@ -99,6 +103,7 @@ class Recorder:
                     batches.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            self._drained.set()
             stop = batches[-1] is _STOP
             if stop:
                 batches.pop()
