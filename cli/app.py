@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from cli.errors import EXIT_FAILURE, EXIT_USAGE, handled
+from cli.strategies import strategies_app
 
 app = typer.Typer(
     name="runner",
@@ -29,6 +30,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     rich_markup_mode="rich",
 )
+
+app.add_typer(strategies_app, name="strategies")
 
 LOG_EVERY_SECONDS = 5.0
 

@@ -33,8 +33,8 @@ from runner.intervals import interval_seconds
 from runner.loop import TickLoop
 from runner.pacing import Pacer
 from runner.portfolio import Portfolio
-from runner.registry import strategy_class
-from runner.risk import RiskGate
+from runner.registry import entry_class
+from runner.risk import RiskGate, SignalValidator, signal_validator
 from runner.storage import queries
 from runner.storage.db import open_database
 from runner.storage.recorder import Recorder
@@ -53,6 +53,7 @@ class StrategySetup:
     symbols: Sequence[str] | None = None
     max_errors: int = 10
     interval: str | None = None
+    validator: str = "standard"
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -72,13 +73,14 @@ def build(
         StorageError: the database cannot be opened.
     """
     check_config(config)
+    enabled = [entry for _, entry in config.enabled_strategies()]
     feed = _feed(config)
     _check_against_data(config, feed)
     settings = config.broker
     broker = PaperBroker(
         Portfolio(settings.starting_cash, {
             entry.display_name: entry.allocation
-            for entry in config.strategies if entry.enabled and entry.allocation is not None
+            for entry in enabled if entry.allocation is not None
         }),
         BarFillModel(settings.slippage_bps, settings.limit_fill, settings.max_volume_participation),
         FeeSchedule(
@@ -90,10 +92,10 @@ def build(
     )
     strategies = [
         StrategySetup(
-            entry.display_name, strategy_class(entry.type), entry.params, entry.symbols,
-            entry.max_errors, entry.interval,
+            entry.display_name, entry_class(entry, config.source.base_dir), entry.params,
+            entry.symbols, entry.max_errors, entry.interval, entry.validator,
         )
-        for entry in config.strategies if entry.enabled
+        for entry in enabled
     ]
     run, market = config.run, config.market_data
     return assemble(
@@ -105,6 +107,7 @@ def build(
         derived_intervals=market.derived_intervals, timezone=market.timezone,
         candle_grace_seconds=market.candle_grace_seconds,
         run_id=run_id, source=config.source, clock=clock, on_signal=on_signal,
+        base_dir=config.source.base_dir,
     )
 
 
@@ -176,7 +179,7 @@ def assemble(
     max_ticks: int | None = None, duration: float | None = None, seed: int = 0,
     derived_intervals: Sequence[str] = (), timezone: str = "UTC", candle_grace_seconds: float = 0.0,
     run_id: str | None = None, source: ConfigSource | None = None, clock: Clock | None = None,
-    on_signal: Callable[[SignalEvent], None] | None = None,
+    on_signal: Callable[[SignalEvent], None] | None = None, base_dir: Path | None = None,
 ) -> StrategyRunner:
     """Wire a runner from parts: the feed, the broker, the strategies and the run settings.
 
@@ -204,11 +207,12 @@ def assemble(
         interval = setup.interval or feed.interval
         if interval_seconds(interval) == base_seconds:  # 60m on 1h bars is the bars themselves
             interval = feed.interval
-        strategy = _create(setup, symbols, interval, broker, history)
+        strategy = _create(setup, symbols, interval, broker, history, base_dir or Path.cwd())
         history.depth = max(history.depth, strategy.history_size())
         loop.add_host(StrategyHost(
             setup.name, strategy, symbols, setup.max_errors, loop.record_fault,
             sees_all=set(symbols) == set(feed.symbols), interval=interval,
+            validator=_validator(setup.validator),
         ))
     source = source or ConfigSource("<python>", "")
     started = RunStarted(run_id, clock.now(), source.path, source.text, source.sha256, seed)
@@ -218,9 +222,16 @@ def assemble(
     )
 
 
+def _validator(name: str) -> SignalValidator:
+    try:
+        return signal_validator(name)
+    except KeyError as exc:
+        raise ConfigError(exc.args[0]) from None
+
+
 def _create(
     setup: StrategySetup, symbols: tuple[str, ...], interval: str, broker: Broker,
-    history: HistoryStore,
+    history: HistoryStore, base_dir: Path,
 ) -> StrategyInterface:
     params = setup.params
     try:
@@ -228,6 +239,7 @@ def _create(
             params = setup.cls.Params.model_validate(params or {})
         context = StrategyContext(
             setup.name, params, symbols, broker.portfolio, history, interval, broker.orders_of,
+            base_dir,
         )
         return setup.cls(context)
     except Exception as exc:  # noqa: BLE001 - user code may raise anything while constructing

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -31,6 +33,7 @@ from runner.errors import ConfigError, ConfigProblem
 from runner.intervals import interval_seconds
 
 DEFAULT_DB_URL = "sqlite:///runs/runner.db"
+ENABLED_VARIABLE = "RUNNER_STRATEGIES_ENABLED"
 
 
 class _Section(BaseModel):
@@ -300,9 +303,20 @@ class RiskConfig(_Section):
 
 
 class StrategyEntry(_Section):
-    """One strategy to run."""
+    """One strategy to run, named by exactly one of `type`, `module` or `file`."""
 
-    type: str = Field(description="Registered strategy name, see `runner strategies`.")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    type: str | None = Field(None, description="Registered strategy name, see `runner strategies list`.")
+    module: str | None = Field(None, description="Dotted module holding the strategy class.")
+    file: str | None = Field(
+        None, description="A .py file holding the strategy class (relative to the config file).",
+    )
+    class_name: str | None = Field(
+        None, alias="class", description="The class in `module` or `file`; default: the one "
+        "StrategyInterface subclass defined there.",
+    )
+    validator: str = Field("standard", description="Signal validator, see `runner strategies list`.")
     name: str | None = Field(None, description="Name in records and summaries; default: type.")
     symbols: list[str] | None = Field(
         None, min_length=1, description="Symbols it sees; default (when left out): all of them.",
@@ -328,9 +342,25 @@ class StrategyEntry(_Section):
             interval_seconds(value)
         return value
 
+    @model_validator(mode="after")
+    def _one_way_to_load(self) -> StrategyEntry:
+        given = [key for key in ("type", "module", "file") if getattr(self, key)]
+        if len(given) != 1:
+            raise ValueError(
+                "name the strategy with exactly one of `type` (registered name), `module` "
+                f"(dotted module) or `file` (path to a .py file); got {', '.join(given) or 'none'}"
+            )
+        if self.class_name and self.type:
+            raise ValueError("`class` goes with `module` or `file`, not with `type`")
+        return self
+
     @property
     def display_name(self) -> str:
-        return self.name or self.type
+        if self.name:
+            return self.name
+        if self.type:
+            return self.type
+        return self.class_name or (self.module or "").rpartition(".")[2] or Path(self.file).stem
 
 
 @dataclass(frozen=True)
@@ -344,6 +374,11 @@ class ConfigSource:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the config start from: the file's, else the current one."""
+        return Path(self.path).parent if self.path not in ("<python>", "<config>") else Path.cwd()
 
     def line_of(self, loc: tuple) -> int | None:
         for end in range(len(loc), 0, -1):
@@ -381,6 +416,27 @@ class RunnerConfig(_Section):
         if self._source is None:
             return ConfigSource("<python>", self.model_dump_json(indent=2))
         return self._source
+
+    def enabled_strategies(self, environ: Mapping[str, str] | None = None) -> list[tuple[int, StrategyEntry]]:
+        """The entries to run, with their index: those with `enabled: true`, or, when the
+        environment variable RUNNER_STRATEGIES_ENABLED lists names (a,b), exactly those.
+
+        Raises:
+            ConfigError: the variable names a strategy the config does not have.
+        """
+        listed = (os.environ if environ is None else environ).get(ENABLED_VARIABLE, "").strip()
+        entries = list(enumerate(self.strategies))
+        if not listed:
+            return [(i, e) for i, e in entries if e.enabled]
+        wanted = [name.strip() for name in listed.split(",") if name.strip()]
+        known = [e.display_name for _, e in entries]
+        unknown = [name for name in wanted if name not in known]
+        if unknown:
+            raise ConfigError(
+                f"{ENABLED_VARIABLE} names {', '.join(map(repr, unknown))}, not in {self.source.path}; "
+                f"its strategies are: {', '.join(known) or 'none'}"
+            )
+        return [(i, e) for i, e in entries if e.display_name in wanted]
 
     def with_overrides(self, **sections: dict[str, Any]) -> RunnerConfig:
         """Return a copy with some fields of some sections replaced (`run={"seed": 7}`).

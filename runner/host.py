@@ -16,6 +16,7 @@ from typing import Any
 
 from runner.domain import MarketData
 from runner.events import StrategyFault
+from runner.risk import SignalValidator, no_validation
 from strategies.base import StrategyInterface
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,18 @@ class StrategyHost:
         on_fault: called with each fault, to record it.
         sees_all: True when `symbols` are all the feed's symbols, so steps need no filtering.
         interval: the candle interval it is called on.
+        validator: checks each of its signals before sizing (see risk.py).
+
+    Optional hooks are called only when the strategy defines them: `load_model()` before
+    `on_start` (returning False or raising disables the strategy), `warmup(history)` once its
+    history is full (`on_tick` is not called before), `on_bar(bar)` after `on_tick` for each
+    new bar, `on_fill`, `on_order_rejected`, and `shutdown()` at the very end.
     """
 
     def __init__(
         self, name: str, strategy: StrategyInterface, symbols: tuple[str, ...], max_errors: int,
         on_fault: Callable[[StrategyFault], None], sees_all: bool = False, interval: str = "",
+        validator: SignalValidator = no_validation,
     ):
         self.name = name
         self.strategy = strategy
@@ -62,6 +70,8 @@ class StrategyHost:
         self.ordered_symbols = symbols
         self.sees_all = sees_all
         self.interval = interval
+        self.validator = validator
+        self.warming = callable(getattr(strategy, "warmup", None)) and strategy.history_size() > 0
         self.max_errors = max_errors
         self.state = HostState.CREATED
         self.stats = StrategyStats()
@@ -74,10 +84,38 @@ class StrategyHost:
         return self.state is HostState.RUNNING
 
     def start(self, timestamp: datetime | None) -> None:
+        """Load the strategy's model (if it has `load_model`), then call `on_start`."""
         if self.state is not HostState.CREATED:
             raise RuntimeError(f"strategy {self.name!r} cannot start from state {self.state.value}")
         self.state = HostState.RUNNING
+        load_model = getattr(self.strategy, "load_model", None)
+        if callable(load_model):
+            loaded = self._guard("load_model", 0, timestamp, load_model)
+            if self.state is not HostState.RUNNING:
+                return
+            if loaded is False:
+                self._disable("load_model returned False")
+                return
         self._guard("on_start", 0, timestamp, self.strategy.on_start)
+
+    def warm_up(self, history: dict, step: int, timestamp: datetime | None) -> None:
+        """Hand the full history to `warmup` once; `on_tick` is called from then on."""
+        self.warming = False
+        self._guard("warmup", step, timestamp, self.strategy.warmup, history)
+
+    def on_bar(self, bar, step: int) -> list[Any]:
+        """Call `on_bar` for one new bar, if the strategy has it."""
+        call = getattr(self.strategy, "on_bar", None)
+        if call is None or self.state is not HostState.RUNNING:
+            return []
+        return _as_list(self._guard("on_bar", step, bar.timestamp, call, bar))
+
+    def shut_down(self, step: int, timestamp: datetime | None) -> None:
+        """Call `shutdown` at the very end, if the strategy has it (disabled ones too: it frees
+        what they hold)."""
+        call = getattr(self.strategy, "shutdown", None)
+        if callable(call) and self.state is not HostState.CREATED:
+            self._guard("shutdown", step, timestamp, call)
 
     def on_tick(self, market: MarketData, step: int) -> list[Any]:
         """Call `on_tick`; return what it returned as a list (empty on error or None)."""
@@ -103,6 +141,11 @@ class StrategyHost:
             self.state = HostState.STOPPED
         return _as_list(result)
 
+    def _disable(self, reason: str) -> None:
+        self.state = HostState.DISABLED
+        self.disabled_reason = reason
+        log.error("strategy %s disabled: %s", self.name, reason)
+
     def _guard(self, hook: str, step: int, timestamp: datetime | None, call: Callable, *args):
         try:
             result = call(*args)
@@ -115,21 +158,22 @@ class StrategyHost:
     def _fail(self, hook: str, step: int, timestamp: datetime | None, exc: Exception) -> None:
         self.stats.errors += 1
         self._consecutive_errors += 1
-        disable = self._consecutive_errors >= self.max_errors or hook == "on_start"
+        disable = self._consecutive_errors >= self.max_errors or hook in _FATAL_HOOKS
         log.error(
             "strategy %s raised in %s at step %d: %s: %s", self.name, hook, step,
             type(exc).__name__, exc, exc_info=exc,
         )
-        if disable:
-            self.state = HostState.DISABLED
-            self.disabled_reason = (
-                f"{type(exc).__name__} in on_start: {exc}" if hook == "on_start"
+        if disable and self.state is not HostState.DISABLED:
+            self._disable(
+                f"{type(exc).__name__} in {hook}: {exc}" if hook in _FATAL_HOOKS
                 else f"{self._consecutive_errors} consecutive errors, last {type(exc).__name__}: {exc}"
             )
-            log.error("strategy %s disabled: %s", self.name, self.disabled_reason)
         self._on_fault(StrategyFault(
             self.name, hook, step, timestamp, type(exc).__name__, str(exc), disabled=disable,
         ))
+
+
+_FATAL_HOOKS = frozenset({"load_model", "on_start", "warmup"})  # a failure here leaves no usable strategy
 
 
 def _as_list(result: Any) -> list[Any]:

@@ -128,6 +128,8 @@ class TickLoop:
         for host in self.hosts:
             if not host.active or host.interval != interval or host.symbols.isdisjoint(fresh):
                 continue
+            if host.warming and not self._warm(host):
+                continue
             if host.sees_all and complete:
                 view = market
             else:
@@ -138,7 +140,19 @@ class TickLoop:
                 )
             for raw in host.on_tick(view, self.steps):
                 self._submit_signal(host, raw)
+            for symbol in view.fresh:
+                for raw in host.on_bar(view[symbol], self.steps):
+                    self._submit_signal(host, raw)
             self._serve_requests(host)
+
+    def _warm(self, host: StrategyHost) -> bool:
+        """Call a strategy's `warmup` once its history is full; True when it is warm."""
+        depth = host.strategy.history_size()
+        history = {s: self.history.bars(s, host.interval, depth) for s in host.ordered_symbols}
+        if any(len(bars) < depth for bars in history.values()):
+            return False
+        host.warm_up(history, self.steps, self.timestamp)
+        return host.active
 
     def finish(self, timestamp: datetime) -> None:
         """Stop the strategies, fill their closing orders at the last price, cancel the rest."""
@@ -149,6 +163,8 @@ class TickLoop:
                 if order is not None:
                     self._publish(self.broker.fill_at_last_price(order, timestamp))
         self._publish(self.broker.cancel_all(timestamp, "run stopped"))
+        for host in self.hosts:
+            host.shut_down(self.steps, timestamp)
         self._records.extend(self.portfolio.positions())
         if self.steps:
             self._record_equity()  # after the closing fills; replaces this step's earlier row
@@ -175,6 +191,9 @@ class TickLoop:
         host.stats.signals += 1
         if signal.symbol not in host.symbols:
             return self._deny(host, signal, f"symbol {signal.symbol!r} is not subscribed by this strategy")
+        refusal = host.validator(signal, self.portfolio.last_prices.get(signal.symbol))
+        if refusal:
+            return self._deny(host, signal, refusal)
         try:
             request = self.risk.order_request(
                 signal, self.portfolio.quantity(host.name, signal.symbol),

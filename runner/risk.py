@@ -1,10 +1,13 @@
-"""Sizing and limits: the gate every signal passes before it becomes an order."""
+"""Signal validators, sizing and limits: the gate every signal passes before it becomes an order."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from importlib.metadata import EntryPoint, entry_points
 
 from runner.domain import Action, OrderRequest, Side, Signal
+from runner.order_rules import bracket_problem, entry_price, price_problem
 
 
 class Denied(Exception):
@@ -55,3 +58,54 @@ class RiskGate:
             signal.symbol, side, quantity, signal.order_type, signal.limit_price, signal.stop_price,
             signal.time_in_force, signal.stop_loss, signal.take_profit, signal.reason,
         )
+
+
+SignalValidator = Callable[[Signal, Decimal | None], "str | None"]
+"""A check of a well-formed signal, given the symbol's last price: the reason it is refused, or
+None. Signals reach validators already coerced: action known, quantities and prices positive,
+confidence normalised to 0..1 (see signals.py)."""
+
+VALIDATOR_ENTRY_POINT_GROUP = "runner.validators"
+
+
+def standard_validator(signal: Signal, last_price: Decimal | None) -> str | None:
+    """Prices fit the order type, and a stop-loss and take-profit lie on the right sides of the
+    entry (the limit price, else the last price): below and above for a buy, the mirror for a
+    sell."""
+    problem = price_problem(signal.order_type, signal.limit_price, signal.stop_price)
+    if problem or signal.action not in (Action.BUY, Action.SELL):
+        return problem
+    entry = entry_price(signal.order_type, signal.limit_price, last_price)
+    if entry is None or (signal.stop_loss is None and signal.take_profit is None):
+        return None
+    side = Side.BUY if signal.action is Action.BUY else Side.SELL
+    return bracket_problem(side, entry, signal.stop_loss, signal.take_profit)
+
+
+def no_validation(signal: Signal, last_price: Decimal | None) -> str | None:
+    """Accept every well-formed signal (the broker still refuses impossible orders)."""
+    return None
+
+
+BUILT_IN_VALIDATORS: dict[str, SignalValidator] = {"standard": standard_validator, "none": no_validation}
+
+
+def validators() -> dict[str, SignalValidator | EntryPoint]:
+    """Every signal validator by name: the built-ins, then those installed packages register
+    under the entry-point group `runner.validators`."""
+    found: dict[str, SignalValidator | EntryPoint] = dict(BUILT_IN_VALIDATORS)
+    for point in entry_points(group=VALIDATOR_ENTRY_POINT_GROUP):
+        found.setdefault(point.name, point)
+    return found
+
+
+def signal_validator(name: str) -> SignalValidator:
+    """The validator called `name`.
+
+    Raises:
+        KeyError: no validator has that name (the message lists the known ones).
+    """
+    found = validators().get(name)
+    if found is None:
+        raise KeyError(f"unknown validator {name!r}; known validators: {', '.join(sorted(validators()))}")
+    return found.load() if isinstance(found, EntryPoint) else found

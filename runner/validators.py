@@ -8,18 +8,26 @@ from pydantic import ValidationError
 
 from runner.config import RunnerConfig, validation_problems
 from runner.errors import ConfigError, ConfigProblem, StrategyLoadError
-from runner.registry import known_strategies, strategy_class
+from runner.registry import entry_class, known_strategies
+from runner.risk import validators
 
 
 def strategy_problems(config: RunnerConfig) -> list[ConfigProblem]:
-    """Each strategy's type is registered and its params are valid for it."""
+    """Each strategy can be found (by type, module or file), its params are valid for it, and
+    its signal validator exists."""
     source, problems = config.source, []
     for index, entry in enumerate(config.strategies):
         loc = ("strategies", index)
+        if entry.validator not in validators():
+            problems.append(source.problem(
+                loc + ("validator",),
+                f"unknown validator {entry.validator!r}; known validators: {', '.join(sorted(validators()))}",
+            ))
         try:
-            cls = strategy_class(entry.type)
+            cls = entry_class(entry, source.base_dir)
         except StrategyLoadError as exc:
-            problems.append(source.problem(loc + ("type",), str(exc)))
+            route = "type" if entry.type else "module" if entry.module else "file"
+            problems.append(source.problem(loc + (route,), str(exc)))
             continue
         try:
             cls.Params.model_validate(entry.params)
@@ -46,7 +54,8 @@ def symbol_problems(config: RunnerConfig) -> list[ConfigProblem]:
 
 
 def name_problems(config: RunnerConfig) -> list[ConfigProblem]:
-    """Strategy names are unique, and at least one strategy is enabled."""
+    """Strategy names are unique, and at least one strategy is enabled (by the config, or by
+    RUNNER_STRATEGIES_ENABLED)."""
     problems, seen = [], set()
     for index, entry in enumerate(config.strategies):
         if entry.display_name in seen:
@@ -55,7 +64,11 @@ def name_problems(config: RunnerConfig) -> list[ConfigProblem]:
                 f"duplicate strategy name {entry.display_name!r}; give each entry its own name",
             ))
         seen.add(entry.display_name)
-    if not any(entry.enabled for entry in config.strategies):
+    try:
+        enabled = config.enabled_strategies()
+    except ConfigError as exc:
+        return problems + [config.source.problem(("strategies",), str(p)) for p in exc.problems]
+    if not enabled:
         problems.append(config.source.problem(
             ("strategies",),
             f"no enabled strategy; add one, such as {{type: ma_crossover}} "

@@ -12,6 +12,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
@@ -71,9 +72,10 @@ class StrategyContext:
     def __init__(
         self, name: str, params: BaseModel, symbols: Sequence[str], books: BookReader,
         history: HistoryStore, interval: str = "",
-        working_orders: Callable[[str], list[Order]] = lambda name: [],
+        working_orders: Callable[[str], list[Order]] = lambda name: [], base_dir: Path | None = None,
     ):
         self.name = name
+        self.base_dir = base_dir or Path.cwd()  # the config file's folder: for relative paths
         self.params = params
         self.symbols = tuple(symbols)
         self.interval = interval

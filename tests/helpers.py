@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from runner.domain import Bar, MarketData
+from runner.domain import Bar, MarketData, Position
+from runner.history import HistoryStore
+from strategies.base import StrategyContext
 
 T0 = datetime(2024, 1, 2, 9, 30, tzinfo=UTC)
 
@@ -61,3 +63,29 @@ class ListFeed:
     def __iter__(self):
         for bars in self.steps:
             yield MarketData(bars[0].timestamp, self.interval, {b.symbol: b for b in bars})
+
+
+class FakeBooks:
+    """Positions the test sets by hand."""
+
+    def __init__(self):
+        self.cash = D(100_000)
+        self.held: dict[str, Decimal] = {}
+
+    def cash_of(self, strategy):
+        return self.cash
+
+    def position(self, strategy, symbol):
+        return Position(strategy, symbol, self.held.get(symbol, D(0)))
+
+    def positions(self, strategy=None):
+        return [self.position(strategy, s) for s in self.held]
+
+
+def make(cls, symbols=("AAA",), **params):
+    """A started strategy of class `cls` over FakeBooks, and the books."""
+    books = FakeBooks()
+    context = StrategyContext("test", cls.Params(**params), symbols, books, HistoryStore(0))
+    strategy = cls(context)
+    strategy.on_start()
+    return strategy, books

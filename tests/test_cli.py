@@ -175,7 +175,7 @@ def test_validate_prints_each_problem_on_one_line(cli, tmp_path):
     lines = result.stderr.splitlines()
     assert (
         "bad.yaml:2: strategies[0].type: unknown strategy 'no_such_strategy_here'; "
-        "known strategies: buy_and_hold, ma_crossover"
+        "known strategies: buy_and_hold, fib_rsi, hybrid, ma_crossover, ml_model, rsi"
     ) in lines
     assert (
         "bad.yaml:4: strategies[1].symbols: unknown symbol(s) NOT_A_SYMBOL, NOR_THIS_ONE, "
@@ -216,7 +216,7 @@ def test_validate_json_cross_field_problems(cli, tmp_path):
     assert [(p["key"], p["line"]) for p in data["problems"]] == [
         ("strategies[0].params.fast", 3), ("strategies[1].type", 4),
     ]
-    assert "known strategies: buy_and_hold, ma_crossover" in data["problems"][1]["message"]
+    assert "known strategies: buy_and_hold, fib_rsi, hybrid, ma_crossover, ml_model, rsi" in data["problems"][1]["message"]
 
 
 def test_validate_missing_file(cli):
@@ -253,7 +253,7 @@ def test_start_unknown_strategy_exits_2_listing_known_strategies(cli, tmp_path):
     assert result.exit_code == 2
     errors = one_line(result.stderr)
     assert "bad.yaml:2: strategies[0].type: unknown strategy 'mean_reversion'" in errors
-    assert "known strategies: buy_and_hold, ma_crossover" in errors
+    assert "known strategies: buy_and_hold, fib_rsi, hybrid, ma_crossover, ml_model, rsi" in errors
     assert "Traceback" not in result.output
     assert result.stdout == ""
 

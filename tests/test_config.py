@@ -299,8 +299,11 @@ def test_strategies_must_be_a_list(tmp_path):
 
 def test_strategy_without_type(tmp_path):
     problem = only(load_problems(write(tmp_path, "strategies:\n  - name: x\n")))
-    assert problem.key_path == "strategies[0].type"
-    assert problem.message == "is required but missing"
+    assert problem.key_path == "strategies[0]"
+    assert problem.message.startswith(
+        "name the strategy with exactly one of `type` (registered name), `module` (dotted module) "
+        "or `file` (path to a .py file); got none"
+    )
     assert problem.line == 2
 
 

@@ -373,11 +373,26 @@ def test_a_strategy_cancels_and_modifies_orders_through_its_context(tmp_path):
 
 
 def test_a_rejected_order_is_reported_to_the_strategy(tmp_path):
-    script = {0: lambda s: [{"symbol": "AAA", "action": "BUY", "quantity": 5, "order_type": "STOP"}]}
-    runner, summary, strategy = run_script(tmp_path, script, [100, 100])
-    assert strategy.told == [("rejected", 1, "stop_price is required for a STOP order")]
+    script = {1: lambda s: [{"symbol": "AAA", "action": "BUY", "quantity": 5}]}
+    runner, summary, strategy = run_script(tmp_path, script, [100, 100, 100], cash="100")
+    reason = "insufficient cash: needs about 500.00, available 100.00"
+    assert strategy.told == [("rejected", 1, reason)]
     [event] = [e for e in queries.order_events(runner.recorder.engine, runner.run_id) if e.status == "REJECTED"]
-    assert event.reason == "stop_price is required for a STOP order"
+    assert event.reason == reason
+
+
+def test_the_standard_validator_refuses_a_signal_before_it_becomes_an_order(tmp_path):
+    script = {1: lambda s: [
+        {"symbol": "AAA", "action": "BUY", "quantity": 5, "order_type": "STOP"},
+        {"symbol": "AAA", "action": "BUY", "quantity": 5, "stop_loss": 101},
+    ]}
+    runner, summary, strategy = run_script(tmp_path, script, [100, 100, 100])
+    signals = queries.signals(runner.recorder.engine, runner.run_id)
+    assert [s.rejection for s in signals] == [
+        "stop_price is required for a STOP order",
+        "stop_loss 101 must be below the entry price 100 of a long",
+    ]
+    assert queries.orders(runner.recorder.engine, runner.run_id) == [] and summary.rejections == 2
 
 
 def test_an_unknown_time_in_force_is_a_malformed_signal(tmp_path):

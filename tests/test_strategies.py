@@ -1,38 +1,13 @@
 """Built-in strategies on hand-made price series."""
 
-from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
 
-from runner.domain import Action, Position, Signal
-from runner.history import HistoryStore
-from strategies.base import StrategyContext
+from runner.domain import Action, Signal
 from strategies.buy_and_hold import BuyAndHold
 from strategies.ma_crossover import MACrossover
-from tests.helpers import D, bar, closes_to_steps, step
-
-
-class FakeBooks:
-    """Positions the test sets by hand."""
-
-    def __init__(self):
-        self.cash = D(100_000)
-        self.held: dict[str, Decimal] = {}
-
-    def position(self, strategy, symbol):
-        return Position(strategy, symbol, self.held.get(symbol, D(0)))
-
-    def positions(self, strategy=None):
-        return [self.position(strategy, s) for s in self.held]
-
-
-def make(cls, symbols=("AAA",), **params):
-    books = FakeBooks()
-    context = StrategyContext("test", cls.Params(**params), symbols, books, HistoryStore(0))
-    strategy = cls(context)
-    strategy.on_start()
-    return strategy, books
+from tests.helpers import D, bar, closes_to_steps, make, step
 
 
 def run_closes(strategy, books, closes, fills=True):

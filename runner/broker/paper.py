@@ -20,11 +20,10 @@ from runner.broker.fills import BarFillModel
 from runner.domain import (
     ZERO, Bar, Fill, MarketData, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce,
 )
+from runner.order_rules import NEEDS_LIMIT, bracket_problem, price_problem
 from runner.portfolio import Portfolio
 
 _NOTHING_LEFT = "the rest is cancelled: another order already closed the position"
-_NEEDS_LIMIT = (OrderType.LIMIT, OrderType.STOP_LIMIT)
-_NEEDS_STOP = (OrderType.STOP, OrderType.STOP_LIMIT)
 
 
 class PaperBroker:
@@ -320,13 +319,7 @@ class PaperBroker:
             return f"quantity must be positive, got {order.quantity}"
         if order.symbol not in self.symbols:
             return f"unknown symbol {order.symbol!r}; tradable: {', '.join(sorted(self.symbols))}"
-        for field, needed_by in (("limit_price", _NEEDS_LIMIT), ("stop_price", _NEEDS_STOP)):
-            value = getattr(order, field)
-            if order.order_type in needed_by and value is None:
-                return f"{field} is required for a {order.order_type.value} order"
-            if value is not None and value <= 0:
-                return f"{field} must be positive, got {value}"
-        return None
+        return price_problem(order.order_type, order.limit_price, order.stop_price)
 
     def _bracket_refusal(self, order: Order) -> str | None:
         if order.stop_loss is None and order.take_profit is None:
@@ -337,17 +330,7 @@ class PaperBroker:
         entry = self._reference_price(order)
         if entry is None:
             return None
-        long = order.side is Side.BUY
-        for field, below in (("stop_loss", long), ("take_profit", not long)):
-            price = getattr(order, field)
-            if price is None:
-                continue
-            if price <= 0:
-                return f"{field} must be positive, got {price}"
-            if (price >= entry) if below else (price <= entry):
-                side = "below" if below else "above"
-                return f"{field} {price} must be {side} the entry price {entry} of a {'long' if long else 'short'}"
-        return None
+        return bracket_problem(order.side, entry, order.stop_loss, order.take_profit)
 
     def _exposure_refusal(self, order: Order) -> str | None:
         """Position limit, shorting, cash and margin: may the account take this order on?"""
@@ -415,7 +398,7 @@ class PaperBroker:
 
     def _reference_price(self, order: Order) -> Decimal | None:
         """The price an order is expected to fill near: its limit, its stop, or the last mark."""
-        if order.order_type in _NEEDS_LIMIT:
+        if order.order_type in NEEDS_LIMIT:
             return order.limit_price
         last = self.portfolio.last_prices.get(order.symbol)
         base = order.stop_price if order.order_type is OrderType.STOP else last
