@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from cli.errors import EXIT_FAILURE, EXIT_USAGE, handled
+from cli.model import model_app
 from cli.strategies import strategies_app
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 
 app.add_typer(strategies_app, name="strategies")
+app.add_typer(model_app, name="model")
 
 LOG_EVERY_SECONDS = 5.0
 
