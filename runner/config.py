@@ -26,7 +26,7 @@ import yaml
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from pydantic import (
-    BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator,
+    AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator,
 )
 
 from runner.errors import ConfigError, ConfigProblem
@@ -34,6 +34,15 @@ from runner.intervals import interval_seconds
 
 DEFAULT_DB_URL = "sqlite:///runs/runner.db"
 ENABLED_VARIABLE = "RUNNER_STRATEGIES_ENABLED"
+
+
+def _interval(value: str) -> str:
+    interval_seconds(value)  # raises ValueError naming what is expected
+    return value
+
+
+Interval = Annotated[str, AfterValidator(_interval)]
+"""A bar interval such as 30s, 1m, 15m, 1h, 1d, 1w."""
 
 
 class _Section(BaseModel):
@@ -69,7 +78,7 @@ class SyntheticSymbol(_Section):
 class _MarketDataSection(_Section):
     """Settings every market data source shares."""
 
-    derived_intervals: list[str] = Field(
+    derived_intervals: list[Interval] = Field(
         default_factory=list,
         description="Higher intervals built from the base bars, such as [5m, 15m, 1h, 1d]; a "
         "strategy's `interval` is added here by itself.",
@@ -81,13 +90,6 @@ class _MarketDataSection(_Section):
         0.0, ge=0, description="Clock-driven live feeds: seconds after a candle's end at which it "
         "counts as closed even if its last base bar has not arrived.",
     )
-
-    @field_validator("derived_intervals")
-    @classmethod
-    def _known_intervals(cls, value: list[str]) -> list[str]:
-        for interval in value:
-            interval_seconds(interval)
-        return value
 
     @field_validator("timezone")
     @classmethod
@@ -111,7 +113,7 @@ class SyntheticFeedConfig(_MarketDataSection):
         description="Symbols to generate: a list of names, or a mapping name -> "
         "{start_price, drift, volatility}.",
     )
-    interval: str = Field("1m", description="Bar interval, such as 30s, 1m, 15m, 1h, 1d.")
+    interval: Interval = Field("1m", description="Bar interval, such as 30s, 1m, 15m, 1h, 1d.")
     start: datetime = Field(
         datetime(2024, 1, 2, tzinfo=UTC), description="UTC open time of the first bar."
     )
@@ -136,12 +138,6 @@ class SyntheticFeedConfig(_MarketDataSection):
     def _at_least_one(cls, value: dict) -> dict:
         if not value:
             raise ValueError("must name at least one symbol")
-        return value
-
-    @field_validator("interval")
-    @classmethod
-    def _known_interval(cls, value: str) -> str:
-        interval_seconds(value)
         return value
 
     @field_validator("start", mode="before")
@@ -170,8 +166,8 @@ class ReplayFeedConfig(_MarketDataSection):
         None, description="Symbols to replay: required with a {symbol} pattern; with one file, "
         "a filter on its `symbol` column (default: every symbol in it).",
     )
-    interval: str | None = Field(
-        None, description="Interval of the rows; default: the most common gap between them.",
+    interval: Interval | None = Field(
+        None, description="Interval of the rows; default: the smallest gap between them.",
     )
     adjusted: bool = Field(
         False, description="Use the `Adj Close` column as the close and scale open, high and "
@@ -190,13 +186,6 @@ class ReplayFeedConfig(_MarketDataSection):
         if self.files:
             return list(self.files)
         return list(self.symbols or ())
-
-    @field_validator("interval")
-    @classmethod
-    def _known_interval(cls, value: str | None) -> str | None:
-        if value is not None:
-            interval_seconds(value)
-        return value
 
     @model_validator(mode="after")
     def _one_way_to_name_files(self) -> ReplayFeedConfig:
@@ -321,7 +310,7 @@ class StrategyEntry(_Section):
     symbols: list[str] | None = Field(
         None, min_length=1, description="Symbols it sees; default (when left out): all of them.",
     )
-    interval: str | None = Field(
+    interval: Interval | None = Field(
         None, description="Candle interval it runs on (called once per closed candle); default: "
         "the base interval of the market data.",
     )
@@ -334,13 +323,6 @@ class StrategyEntry(_Section):
         None, gt=0, description="Cash set aside for this strategy alone; default: it trades "
         "from the pool shared by every strategy without an allocation.",
     )
-
-    @field_validator("interval")
-    @classmethod
-    def _known_interval(cls, value: str | None) -> str | None:
-        if value is not None:
-            interval_seconds(value)
-        return value
 
     @model_validator(mode="after")
     def _one_way_to_load(self) -> StrategyEntry:
