@@ -15,12 +15,14 @@ loaded.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import inspect
 from pathlib import Path
 from typing import Any, Literal
 
 from runner.errors import StrategyLoadError
 
-ML_EXTRA_MESSAGE = "ml_model needs the ml extra: pip install -e '.[ml]'"
+ML_EXTRA_MESSAGE = "the model strategies (ml_model, hybrid) need the ml extra: pip install -e '.[ml]'"
 TRUSTED_PACKAGES = ("sklearn", "numpy")
 
 
@@ -48,6 +50,8 @@ def load_artifact(path: Path, fmt: Literal["skops", "pickle"] = "skops", sha256:
             scikit-learn and NumPy.
     """
     path = Path(path)
+    if path.is_dir():
+        raise StrategyLoadError(f"{path} is a folder; expected a model file")
     if not path.is_file():
         raise StrategyLoadError(f"model file not found: {path}")
     if fmt == "pickle" and not sha256:
@@ -92,10 +96,10 @@ def _load_skops(path: Path) -> Any:
         raise StrategyLoadError(ML_EXTRA_MESSAGE) from None
     try:
         untrusted = sio.get_untrusted_types(file=path)
-        refused = [name for name in untrusted if name.split(".")[0] not in TRUSTED_PACKAGES]
+        refused = [name for name in untrusted if not _trusted_class(name)]
         if refused:
             raise StrategyLoadError(
-                f"{path}: refusing to load types outside scikit-learn and NumPy: {', '.join(refused)}"
+                f"{path}: refusing to load what is not a scikit-learn or NumPy class: {', '.join(refused)}"
             )
         return sio.load(path, trusted=untrusted)
     except StrategyLoadError:
@@ -104,6 +108,18 @@ def _load_skops(path: Path) -> Any:
         raise StrategyLoadError(f"{path}: {exc}; {ML_EXTRA_MESSAGE}") from None
     except Exception as exc:  # noqa: BLE001 - a damaged zip or schema raises many kinds of error
         raise StrategyLoadError(f"{path}: not a readable skops file: {type(exc).__name__}: {exc}") from None
+
+
+def _trusted_class(name: str) -> bool:
+    """A class (not a function, such as numpy.save) of scikit-learn or NumPy."""
+    if name.split(".")[0] not in TRUSTED_PACKAGES:
+        return False
+    module_name, _, attribute = name.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError):
+        return False
+    return inspect.isclass(found)
 
 
 def _load_pickle(path: Path) -> Any:

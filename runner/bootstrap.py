@@ -38,7 +38,7 @@ from runner.risk import RiskGate, SignalValidator, signal_validator
 from runner.storage import queries
 from runner.storage.db import open_database
 from runner.storage.recorder import Recorder
-from runner.validators import check_config
+from runner.validators import check_config, symbol_problems
 from strategies.base import StrategyContext, StrategyInterface
 
 
@@ -148,13 +148,8 @@ def _check_against_data(config: RunnerConfig, feed: Feed) -> None:
                 ("broker", "commission_by_symbol", symbol),
                 f"unknown symbol {symbol}; the data has: {', '.join(feed.symbols)}",
             ))
+    problems += symbol_problems(config, feed.symbols)
     for index, entry in enumerate(config.strategies):
-        unknown = [s for s in entry.symbols or () if s not in feed.symbols]
-        if unknown:
-            problems.append(source.problem(
-                ("strategies", index, "symbols"),
-                f"unknown symbol(s) {', '.join(unknown)}; the data has: {', '.join(feed.symbols)}",
-            ))
         wrong = _interval_problem(entry.interval, feed.interval) if entry.interval else None
         if wrong:
             problems.append(source.problem(("strategies", index, "interval"), wrong))
@@ -208,11 +203,12 @@ def assemble(
         if interval_seconds(interval) == base_seconds:  # 60m on 1h bars is the bars themselves
             interval = feed.interval
         strategy = _create(setup, symbols, interval, broker, history, base_dir or Path.cwd())
-        history.depth = max(history.depth, strategy.history_size())
+        depth = _history_size(setup, strategy)
+        history.depth = max(history.depth, depth)
         loop.add_host(StrategyHost(
             setup.name, strategy, symbols, setup.max_errors, loop.record_fault,
             sees_all=set(symbols) == set(feed.symbols), interval=interval,
-            validator=_validator(setup.validator),
+            validator=_validator(setup.validator), history_depth=depth,
         ))
     source = source or ConfigSource("<python>", "")
     started = RunStarted(run_id, clock.now(), source.path, source.text, source.sha256, seed)
@@ -227,6 +223,18 @@ def _validator(name: str) -> SignalValidator:
         return signal_validator(name)
     except KeyError as exc:
         raise ConfigError(exc.args[0]) from None
+    except Exception as exc:  # noqa: BLE001 - a validator plugin may fail to load in any way
+        raise ConfigError(f"validator {name!r} cannot be loaded: {type(exc).__name__}: {exc}") from None
+
+
+def _history_size(setup: StrategySetup, strategy: StrategyInterface) -> int:
+    try:
+        depth = strategy.history_size()
+    except Exception as exc:  # noqa: BLE001 - user code may raise anything
+        raise StrategyLoadError(f"strategy {setup.name!r}: history_size() raised {type(exc).__name__}: {exc}") from exc
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise StrategyLoadError(f"strategy {setup.name!r}: history_size() must return an int >= 0, got {depth!r}")
+    return depth
 
 
 def _create(

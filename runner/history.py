@@ -83,6 +83,11 @@ class HistoryStore:
                 series = self._series[(bar.symbol, interval)] = _Series(self.depth)
             series.append(bar)
 
+    def count(self, symbol: str, interval: str) -> int:
+        """How many bars of `symbol` at `interval` are kept now."""
+        series = self._series.get((symbol, interval))
+        return min(series.count, series.depth) if series else 0
+
     def bars(self, symbol: str, interval: str, count: int | None = None) -> BarHistory:
         """Up to `count` most recent bars of `symbol` at `interval` (all kept when None)."""
         series = self._series.get((symbol, interval))

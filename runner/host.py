@@ -52,6 +52,7 @@ class StrategyHost:
         sees_all: True when `symbols` are all the feed's symbols, so steps need no filtering.
         interval: the candle interval it is called on.
         validator: checks each of its signals before sizing (see risk.py).
+        history_depth: bars per symbol its `history_size()` asked for (read once, at creation).
 
     Optional hooks are called only when the strategy defines them: `load_model()` before
     `on_start` (returning False or raising disables the strategy), `warmup(history)` once its
@@ -62,7 +63,7 @@ class StrategyHost:
     def __init__(
         self, name: str, strategy: StrategyInterface, symbols: tuple[str, ...], max_errors: int,
         on_fault: Callable[[StrategyFault], None], sees_all: bool = False, interval: str = "",
-        validator: SignalValidator = no_validation,
+        validator: SignalValidator = no_validation, history_depth: int = 0,
     ):
         self.name = name
         self.strategy = strategy
@@ -71,12 +72,13 @@ class StrategyHost:
         self.sees_all = sees_all
         self.interval = interval
         self.validator = validator
-        self.warming = callable(getattr(strategy, "warmup", None)) and strategy.history_size() > 0
+        self.history_depth = history_depth
+        self.warming = callable(getattr(strategy, "warmup", None)) and history_depth > 0
         self.max_errors = max_errors
         self.state = HostState.CREATED
         self.stats = StrategyStats()
         self.disabled_reason = ""
-        self._consecutive_errors = 0
+        self._consecutive_errors: dict[str, int] = {}  # per hook: a hook that always fails is caught
         self._on_fault = on_fault
 
     @property
@@ -152,13 +154,13 @@ class StrategyHost:
         except Exception as exc:  # noqa: BLE001 - user code may raise anything
             self._fail(hook, step, timestamp, exc)
             return None
-        self._consecutive_errors = 0
+        self._consecutive_errors[hook] = 0
         return result
 
     def _fail(self, hook: str, step: int, timestamp: datetime | None, exc: Exception) -> None:
         self.stats.errors += 1
-        self._consecutive_errors += 1
-        disable = self._consecutive_errors >= self.max_errors or hook in _FATAL_HOOKS
+        errors = self._consecutive_errors[hook] = self._consecutive_errors.get(hook, 0) + 1
+        disable = errors >= self.max_errors or hook in _FATAL_HOOKS
         log.error(
             "strategy %s raised in %s at step %d: %s: %s", self.name, hook, step,
             type(exc).__name__, exc, exc_info=exc,
@@ -166,7 +168,7 @@ class StrategyHost:
         if disable and self.state is not HostState.DISABLED:
             self._disable(
                 f"{type(exc).__name__} in {hook}: {exc}" if hook in _FATAL_HOOKS
-                else f"{self._consecutive_errors} consecutive errors, last {type(exc).__name__}: {exc}"
+                else f"{errors} consecutive errors in {hook}, last {type(exc).__name__}: {exc}"
             )
         self._on_fault(StrategyFault(
             self.name, hook, step, timestamp, type(exc).__name__, str(exc), disabled=disable,

@@ -10,7 +10,9 @@ from typing import Any, Protocol
 from runner.bars import CandleAggregator
 from runner.clock import Clock
 from runner.broker import Broker, BrokerEvent
-from runner.domain import Bar, Fill, MarketData, Order, OrderStatus, Signal
+from decimal import Decimal
+
+from runner.domain import Action, Bar, Fill, MarketData, Order, OrderStatus, Side, Signal
 from runner.events import EquitySnapshot, SignalEvent, StrategyFault
 from runner.history import HistoryStore
 from runner.host import StrategyHost
@@ -147,7 +149,9 @@ class TickLoop:
 
     def _warm(self, host: StrategyHost) -> bool:
         """Call a strategy's `warmup` once its history is full; True when it is warm."""
-        depth = host.strategy.history_size()
+        depth = host.history_depth
+        if any(self.history.count(s, host.interval) < depth for s in host.ordered_symbols):
+            return False
         history = {s: self.history.bars(s, host.interval, depth) for s in host.ordered_symbols}
         if any(len(bars) < depth for bars in history.values()):
             return False
@@ -184,14 +188,17 @@ class TickLoop:
 
     def _submit_signal(self, host: StrategyHost, raw: Any) -> Order | None:
         """Validate, size and submit one signal; record what became of it."""
+        host.stats.signals += 1
         try:
             signal = coerce_signal(raw)
         except SignalError as exc:
             return self._deny(host, None, f"malformed signal: {exc}", raw=repr(raw)[:200])
-        host.stats.signals += 1
         if signal.symbol not in host.symbols:
             return self._deny(host, signal, f"symbol {signal.symbol!r} is not subscribed by this strategy")
-        refusal = host.validator(signal, self.portfolio.last_prices.get(signal.symbol))
+        try:
+            refusal = host.validator(signal, self.portfolio.last_prices.get(signal.symbol))
+        except Exception as exc:  # noqa: BLE001 - a validator plugin may raise anything
+            refusal = f"the signal validator raised {type(exc).__name__}: {exc}"
         if refusal:
             return self._deny(host, signal, refusal)
         try:
@@ -230,9 +237,23 @@ class TickLoop:
         self, host: StrategyHost, signal: Signal | None, reason: str, raw: str = "",
         order_id: int | None = None,
     ) -> None:
+        """Record a refused signal or request; a well-formed signal refused before it became
+        an order is reported through `on_order_rejected` as an order with id 0."""
         host.stats.rejected += 1
         self.rejections += 1
         self._signal_event(host, signal, False, reason, order_id, raw=raw)
+        if signal is not None and signal.action in (Action.BUY, Action.SELL, Action.CLOSE):
+            side = Side.SELL if signal.action is Action.SELL or (
+                signal.action is Action.CLOSE and self.portfolio.quantity(host.name, signal.symbol) > 0
+            ) else Side.BUY
+            refused = Order(
+                0, host.name, signal.symbol, side, signal.quantity or Decimal(0), signal.order_type,
+                self.timestamp, OrderStatus.REJECTED, reason=reason, limit_price=signal.limit_price,
+                stop_price=signal.stop_price, time_in_force=signal.time_in_force,
+                stop_loss=signal.stop_loss, take_profit=signal.take_profit,
+            )
+            if host.notify("on_order_rejected", refused, self.steps, self.timestamp):
+                self._serve_requests(host)
         return None
 
     def _signal_event(

@@ -37,6 +37,11 @@ def bracket_problem(
     return None
 
 
-def entry_price(order_type: OrderType, limit_price: Decimal | None, last_price: Decimal | None) -> Decimal | None:
-    """The price an order is expected to enter at: its limit, else the last price."""
-    return limit_price if order_type in NEEDS_LIMIT else last_price
+def entry_price(
+    order_type: OrderType, limit_price: Decimal | None, stop_price: Decimal | None,
+    last_price: Decimal | None,
+) -> Decimal | None:
+    """The price an order is expected to enter at: its limit, else its stop, else the last price."""
+    if order_type in NEEDS_LIMIT:
+        return limit_price
+    return stop_price if order_type in NEEDS_STOP else last_price

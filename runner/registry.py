@@ -52,6 +52,8 @@ class StrategySpec:
                     f"pip install -e '.[{self.extra}]' ({exc})"
                 ) from exc
             raise StrategyLoadError(f"strategy {self.name!r} ({self.target}) cannot be imported: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - a package's module may raise anything on import
+            raise StrategyLoadError(f"strategy {self.name!r} ({self.target}) cannot be imported: {_located(exc, None)}") from exc
         return _strategy_class(module, class_name or None, self.target)
 
 
@@ -132,10 +134,26 @@ def class_from_file(path: Path, class_name: str | None = None) -> type[StrategyI
     """
     if not path.is_file():
         raise StrategyLoadError(f"strategy file not found: {path}")
+    if path.suffix != ".py":
+        raise StrategyLoadError(f"a strategy file must be a .py file, got {path}")
+    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    module = _loaded_files.get(key)
+    if module is None:
+        module = _loaded_files[key] = _execute_file(path)
+    return _strategy_class(module, class_name, str(path))
+
+
+_loaded_files: dict[tuple[str, int], object] = {}  # a file's top level runs once per process
+
+
+def _execute_file(path: Path):
     module_name = f"runner_strategy_file_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:  # so the file can import the modules beside it
+        sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
@@ -144,15 +162,19 @@ def class_from_file(path: Path, class_name: str | None = None) -> type[StrategyI
     except Exception as exc:  # noqa: BLE001 - the file's top level may raise anything
         del sys.modules[module_name]
         raise StrategyLoadError(f"{_located(exc, path)}") from exc
-    return _strategy_class(module, class_name, str(path))
+    return module
 
 
 def _strategy_class(module, class_name: str | None, where: str) -> type[StrategyInterface]:
-    defined = [
-        obj for obj in vars(module).values()
-        if inspect.isclass(obj) and obj.__module__ == module.__name__
-    ]
+    classes = [obj for obj in vars(module).values() if inspect.isclass(obj)]
+    defined = [cls for cls in classes if cls.__module__ == module.__name__]
     strategies = [cls for cls in defined if issubclass(cls, StrategyInterface) and not inspect.isabstract(cls)]
+    if not strategies:  # a package may re-export its strategy from a submodule
+        strategies = [
+            cls for cls in classes
+            if issubclass(cls, StrategyInterface) and cls is not StrategyInterface
+            and not inspect.isabstract(cls) and not cls.__module__.startswith("strategies.base")
+        ]
     if class_name:
         found = getattr(module, class_name, None)
         if found is None:

@@ -75,7 +75,7 @@ def standard_validator(signal: Signal, last_price: Decimal | None) -> str | None
     problem = price_problem(signal.order_type, signal.limit_price, signal.stop_price)
     if problem or signal.action not in (Action.BUY, Action.SELL):
         return problem
-    entry = entry_price(signal.order_type, signal.limit_price, last_price)
+    entry = entry_price(signal.order_type, signal.limit_price, signal.stop_price, last_price)
     if entry is None or (signal.stop_loss is None and signal.take_profit is None):
         return None
     side = Side.BUY if signal.action is Action.BUY else Side.SELL

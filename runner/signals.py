@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -12,6 +13,9 @@ _SIGNAL_KEYS = (
     "stop_loss", "take_profit", "confidence", "reason", "time_in_force",
 )
 _PRICE_KEYS = ("limit_price", "stop_price", "stop_loss", "take_profit")
+
+
+LARGEST = Decimal("1e15")  # no quantity or price of a paper account is this large
 
 
 class SignalError(ValueError):
@@ -46,12 +50,18 @@ def coerce_signal(raw: Any) -> Signal:
         symbol=symbol,
         action=_choice(Action, data.get("action"), "action"),
         quantity=_positive(data.get("quantity"), "quantity"),
-        order_type=_choice(OrderType, data.get("order_type") or OrderType.MARKET, "order_type"),
+        order_type=_choice(OrderType, _given(data, "order_type", OrderType.MARKET), "order_type"),
         **{key: _positive(data.get(key), key) for key in _PRICE_KEYS},
         confidence=_confidence(data.get("confidence")),
         reason=str(data.get("reason") or ""),
-        time_in_force=_choice(TimeInForce, data.get("time_in_force") or TimeInForce.GTC, "time_in_force"),
+        time_in_force=_choice(TimeInForce, _given(data, "time_in_force", TimeInForce.GTC), "time_in_force"),
     )
+
+
+def _given(data: dict, key: str, default: Any) -> Any:
+    """The value of `key`, or `default` when it is missing or None (0 and False are values)."""
+    value = data.get(key)
+    return default if value is None else value
 
 
 def _choice(enum: type, value: Any, key: str):
@@ -66,6 +76,18 @@ def _choice(enum: type, value: Any, key: str):
     raise SignalError(f"{key} must be one of {allowed}, got {_show(value)}")
 
 
+def positive_number(value: Any, key: str) -> Decimal:
+    """`value` as a positive, finite Decimal below 1e15.
+
+    Raises:
+        SignalError: it is not one; the message names `key`.
+    """
+    number = _positive(value, key)
+    if number is None:
+        raise SignalError(f"{key} must be a number > 0, got None")
+    return number
+
+
 def _positive(value: Any, key: str) -> Decimal | None:
     if value is None:
         return None
@@ -73,17 +95,19 @@ def _positive(value: Any, key: str) -> Decimal | None:
         raise SignalError(f"{key} must be a number > 0, got {_show(value)}")
     try:
         number = value if isinstance(value, Decimal) else Decimal(str(value))
-    except (InvalidOperation, ValueError):
+    except (InvalidOperation, ValueError, TypeError):
         raise SignalError(f"{key} must be a number > 0, got {_show(value)}") from None
     if not number.is_finite() or number <= 0:
         raise SignalError(f"{key} must be a number > 0, got {_show(value)}")
+    if number >= LARGEST:
+        raise SignalError(f"{key} must be below 1e15, got {_show(value)[:40]}")
     return number
 
 
 def _confidence(value: Any) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
         raise SignalError(f"confidence must be a number in 0..1 (or 0..100), got {_show(value)}")
     number = float(value)
     if number > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from pydantic import ValidationError
@@ -36,10 +37,10 @@ def strategy_problems(config: RunnerConfig) -> list[ConfigProblem]:
     return problems
 
 
-def symbol_problems(config: RunnerConfig) -> list[ConfigProblem]:
-    """Every symbol a strategy names exists in the market data (when the config lists them;
-    the symbols of one long data file are checked once it is read)."""
-    available = set(config.market_data.symbol_names)
+def symbol_problems(config: RunnerConfig, available: Iterable[str] | None = None) -> list[ConfigProblem]:
+    """Every symbol a strategy names exists in the market data: the symbols the config lists,
+    or those of the data once it is read (`available`, for one long file of many symbols)."""
+    available = set(config.market_data.symbol_names if available is None else available)
     if not available:
         return []
     problems = []
@@ -79,7 +80,11 @@ def name_problems(config: RunnerConfig) -> list[ConfigProblem]:
 
 def allocation_problems(config: RunnerConfig) -> list[ConfigProblem]:
     """Cash allocated to strategies does not exceed the starting cash."""
-    allocated = sum((e.allocation for e in config.strategies if e.enabled and e.allocation), Decimal(0))
+    try:
+        enabled = [entry for _, entry in config.enabled_strategies()]
+    except ConfigError:
+        return []  # name_problems reports the variable
+    allocated = sum((e.allocation for e in enabled if e.allocation), Decimal(0))
     if allocated <= config.broker.starting_cash:
         return []
     return [config.source.problem(

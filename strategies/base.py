@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from runner.domain import Action, Bar, MarketData, Order, OrderType, Position, Signal, TimeInForce
 from runner.history import BarHistory, HistoryStore
+from runner.signals import positive_number
 
 __all__ = [
     "Action", "Bar", "BarHistory", "MarketData", "NoParams", "Order", "OrderType", "Position",
@@ -96,7 +97,13 @@ class StrategyContext:
 
     def cancel(self, order_id: int) -> None:
         """Ask to cancel a working order; done when the current hook returns. A refusal (the
-        order already filled, say) is recorded as a rejected request."""
+        order already filled, say) is recorded as a rejected request.
+
+        Raises:
+            TypeError: `order_id` is not an order id (an int).
+        """
+        if isinstance(order_id, bool) or not isinstance(order_id, int):
+            raise TypeError(f"an order id is an int, got {order_id!r}")
         self._requests.append(OrderChange("cancel", order_id))
 
     def modify(
@@ -104,8 +111,15 @@ class StrategyContext:
         stop_price: Decimal | None = None,
     ) -> None:
         """Ask to change a working order's quantity or prices (it keeps its id); done when the
-        current hook returns, effective from the next bar."""
-        changes = {k: Decimal(str(v)) for k, v in (("quantity", quantity), ("limit_price", limit_price), ("stop_price", stop_price)) if v is not None}
+        current hook returns, effective from the next bar.
+
+        Raises:
+            TypeError, ValueError: the id is not an int, or a value is not a positive number.
+        """
+        if isinstance(order_id, bool) or not isinstance(order_id, int):
+            raise TypeError(f"an order id is an int, got {order_id!r}")
+        terms = (("quantity", quantity), ("limit_price", limit_price), ("stop_price", stop_price))
+        changes = {key: positive_number(value, key) for key, value in terms if value is not None}
         self._requests.append(OrderChange("modify", order_id, changes))
 
     def take_requests(self) -> list[OrderChange]:

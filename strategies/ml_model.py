@@ -90,7 +90,7 @@ class MLModel(StrategyInterface):
     Params = MLModelParams
     description = "A scikit-learn model's up/down probability, long only, market orders with ATR stops."
 
-    _cache: ClassVar[dict[tuple[str, str, str, str], Any]] = {}  # (path, format, sha256, role)
+    _cache: ClassVar[dict[tuple[str, ...], Any]] = {}  # (path, format, sha256, pin, role)
 
     def load_model(self) -> None:
         """Load and check the model and the scaler (called once by the runner before `on_start`).
@@ -160,12 +160,15 @@ class MLModel(StrategyInterface):
 
     def _load(self, path: Path, role: str) -> Any:
         params = self.params
+        if path.is_dir():
+            raise StrategyLoadError(f"{role} file {path} is a folder; expected the {role} file itself")
         if not path.is_file():
             raise StrategyLoadError(
                 f"{role} file not found: {path} (artifacts: {params.artifacts!r}, relative to the "
                 f"config file's folder); train one with: runner model train --synthetic --out {path.parent}"
             )
-        key = (str(path.resolve()), params.format, sha256_of(path), role)
+        # The pin is part of the key: an entry with a wrong pin must not load from the cache.
+        key = (str(path.resolve()), params.format, sha256_of(path), params.sha256.get(path.name) or "", role)
         cached = MLModel._cache.get(key)
         if cached is None:
             cached = load_artifact(path, params.format, params.sha256.get(path.name))

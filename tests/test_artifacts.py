@@ -36,7 +36,7 @@ def test_a_skops_file_loads_back(tmp_path):
 
 def test_a_skops_file_with_a_type_outside_sklearn_and_numpy_is_refused(tmp_path):
     skops_io.dump(FunctionTransformer(func=os.system), tmp_path / "evil.skops")
-    with pytest.raises(StrategyLoadError, match=r"evil.skops: refusing to load types outside scikit-learn and NumPy: (posix|nt)\.system"):
+    with pytest.raises(StrategyLoadError, match=r"evil.skops: refusing to load what is not a scikit-learn or NumPy class: (posix|nt)\.system"):
         load_artifact(tmp_path / "evil.skops")
 
 
@@ -74,7 +74,7 @@ def test_missing_and_damaged_files_are_named(tmp_path):
 def test_without_the_ml_extra_the_message_names_it(tmp_path, monkeypatch):
     skops_io.dump(scaler(), tmp_path / "scaler.skops")
     monkeypatch.setitem(sys.modules, "skops.io", None)
-    with pytest.raises(StrategyLoadError, match=r"ml_model needs the ml extra: pip install -e '\.\[ml\]'"):
+    with pytest.raises(StrategyLoadError, match=r"the model strategies \(ml_model, hybrid\) need the ml extra: pip install -e '\.\[ml\]'"):
         load_artifact(tmp_path / "scaler.skops")
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.raises(ImportError, match="No module named 'sklearn'"):
@@ -142,3 +142,27 @@ def test_the_example_model_matches_its_manifest():
     for name, entry in manifest["files"].items():
         assert entry["sha256"] == sha256_of(folder / name), f"{name} changed; retrain (see models/example/README.md)"
         assert load_artifact(folder / name, "skops", entry["sha256"]).n_features_in_ == 6
+
+
+def test_a_numpy_function_inside_a_skops_file_is_refused(tmp_path):
+    import numpy
+    from sklearn.preprocessing import FunctionTransformer
+
+    skops_io.dump(FunctionTransformer(func=numpy.save), tmp_path / "sneaky.skops")
+    with pytest.raises(StrategyLoadError, match=r"not a scikit-learn or NumPy class: numpy.*save"):
+        load_artifact(tmp_path / "sneaky.skops")
+
+
+def test_a_folder_where_a_model_file_should_be_is_named(tmp_path):
+    (tmp_path / "model.skops").mkdir()
+    with pytest.raises(StrategyLoadError, match=r"model.skops is a folder; expected a model file"):
+        load_artifact(tmp_path / "model.skops")
+
+
+def test_choosing_ml_model_without_the_extra_names_it(monkeypatch):
+    from runner.registry import strategy_class
+
+    for module in ("strategies.ml_model", "strategies.hybrid", "sklearn"):
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(StrategyLoadError, match=r"strategy 'ml_model' needs the ml extra: pip install -e '\.\[ml\]'"):
+        strategy_class("ml_model")

@@ -132,7 +132,7 @@ def test_a_raising_strategy_is_recorded_disabled_and_harms_no_other(tmp_path):
     assert summary.status == "completed"
     bad = {s.name: s for s in summary.strategies}["bad"]
     assert bad.errors == 3 and bad.state == "disabled"
-    assert "3 consecutive errors, last RuntimeError: boom" in bad.disabled_reason
+    assert "3 consecutive errors in on_tick, last RuntimeError: boom" in bad.disabled_reason
     errors = queries.strategy_errors(both.recorder.engine, both.run_id)
     assert [(e.strategy, e.hook, e.error_type, e.message) for e in errors] == [("bad", "on_tick", "RuntimeError", "boom")] * 3
     assert errors[-1].disabled and not errors[0].disabled

@@ -220,10 +220,71 @@ def test_legs_are_cancelled_when_the_position_was_closed_otherwise():
     b = broker()
     bracket(b)
     submit(b, OrderRequest("AAA", Side.SELL, D(10)), minute=1)
+    events = b.match(at(2, bar_at(2, 100, 101, 99, 100)))
+    assert [e.reason for e in events if isinstance(e, Order) and e.parent_id] == [
+        "the position was closed by another order"] * 2
+    assert b.working_orders == []
+    # A later position of the same strategy is not closed by the old legs.
+    submit(b, OrderRequest("AAA", Side.BUY, D(10)), minute=2)
+    b.match(at(3, bar_at(3, 100, 101, 99, 100)))
+    assert fills(b.match(at(4, bar_at(4, 100, 120, 90, 100)))) == []
+    assert b.portfolio.quantity("s", "AAA") == D(10)
+
+
+def test_legs_shrink_when_part_of_the_position_is_sold_otherwise():
+    b = broker()
+    bracket(b)
+    submit(b, OrderRequest("AAA", Side.SELL, D(4)), minute=1)
     b.match(at(2, bar_at(2, 100, 101, 99, 100)))
-    events = b.match(at(3, bar_at(3, 100, 120, 90, 100)))
-    assert fills(events) == []
-    assert sorted(s for _, s in states(events)) == [OrderStatus.CANCELLED, OrderStatus.CANCELLED]
+    assert [(o.quantity, o.reason) for o in b.working_orders] == [
+        (D(6), "reduced to 6: the position is smaller now")] * 2
+
+
+def test_a_bar_without_volume_keeps_the_legs_working():
+    b = broker(participation=D("0.1"))
+    bracket(b)  # the entry bar has volume 1000: 100 may fill, 10 do
+    events = b.match(at(2, bar_at(2, 100, 120, 90, 100, volume=0)))
+    assert fills(events) == [] and len(b.working_orders) == 2
+    [fill] = fills(b.match(at(3, bar_at(3, 100, 101, 94, 95, volume=1000))))
+    assert fill.price == D(95)
+
+
+def test_a_day_order_made_on_the_last_bar_of_its_day_works_through_the_next_day():
+    b = broker()
+    b.submit("s", OrderRequest("AAA", Side.BUY, D(1), time_in_force=TimeInForce.DAY), datetime(2024, 1, 2, 23, 59, tzinfo=UTC))
+    day = datetime(2024, 1, 3, tzinfo=UTC)
+    [fill] = fills(b.match(MarketData(day, "1d", {"AAA": bar_at(0, 100, 101, 99, 100, start=day)})))
+    assert fill.price == D(100)
+
+
+def test_a_stop_entry_with_a_bracket_is_measured_from_its_stop():
+    b = broker()
+    b.portfolio.last_prices["AAA"] = D(100)
+    order = submit(b, OrderRequest("AAA", Side.BUY, D(1), OrderType.STOP, stop_price=D(105),
+                                   stop_loss=D(102), take_profit=D(115)))
+    assert order.status is OrderStatus.ACCEPTED
+
+
+def test_modify_checks_the_new_terms():
+    b = broker()
+    b.portfolio.last_prices["AAA"] = D(100)
+    entry = submit(b, OrderRequest("AAA", Side.BUY, D(1), OrderType.LIMIT, limit_price=D(99), stop_loss=D(95)))
+    assert b.modify("s", entry.id, T0, limit_price=D(90)) == ([], "stop_loss 95 must be below the entry price 90 of a long")
+    stop = submit(b, OrderRequest("AAA", Side.BUY, D(1), OrderType.STOP, stop_price=D(110)))
+    assert b.modify("s", stop.id, T0, limit_price=D(89)) == ([], "limit_price does not apply to a STOP order")
+
+
+def test_covering_and_flipping_a_short_need_only_the_cash_of_the_new_long():
+    b = broker(cash="1000", allow_short=True, margin="0.5")
+    b.portfolio.last_prices["AAA"] = D(100)
+    submit(b, OrderRequest("AAA", Side.SELL, D(20)))
+    b.match(at(1, bar_at(1, 100, 101, 99, 100)))
+    # Cash 3000 holds 150 % of the 2000 short. Buying 25 covers 20 (which frees 1000 of margin)
+    # and opens a long of 5 (500): allowed.
+    flip = submit(b, OrderRequest("AAA", Side.BUY, D(25)), minute=1)
+    assert flip.status is OrderStatus.ACCEPTED, flip.reason
+    b.match(at(2, bar_at(2, 100, 101, 99, 100)))
+    assert b.portfolio.quantity("s", "AAA") == D(5) and b.portfolio.cash == D(500)
 
 
 def test_a_short_bracket_mirrors_a_long_one():

@@ -243,11 +243,12 @@ def test_validators_are_chosen_per_entry(tmp_path):
     )
     runner, summary = run_config(tmp_path, strategies, market_data="{symbols: [AAA]}", run="{max_ticks: 3}")
     signals = queries.signals(runner.recorder.engine, runner.run_id)
-    checked = {s.rejection for s in signals if s.strategy == "checked"}
-    unchecked = {s.rejection for s in signals if s.strategy == "unchecked"}
-    assert all(r.startswith("stop_loss 10000 must be below the entry price") for r in checked)
-    assert queries.orders(runner.recorder.engine, runner.run_id)  # unchecked signals reached the broker
-    assert all(r.startswith("stop_loss 10000 must be below the entry price") for r in unchecked)
+    checked = [s for s in signals if s.strategy == "checked"]
+    unchecked = [s for s in signals if s.strategy == "unchecked"]
+    assert len(checked) == len(unchecked) == 3
+    assert all(s.rejection.startswith("stop_loss 10000 must be below the entry price") and s.order_id is None for s in checked)
+    # Unchecked signals became orders, which the broker then rejected for the same reason.
+    assert all(s.order_id is not None and s.rejection.startswith("stop_loss 10000 must be below") for s in unchecked)
 
 
 def test_an_unknown_validator_is_a_config_error():
@@ -290,3 +291,127 @@ def test_a_strategy_class_must_implement_on_tick(tmp_path):
     )
     with pytest.raises(StrategyLoadError, match="Half in .* does not implement on_tick"):
         registry.class_from_file(tmp_path / "s.py", "Half")
+
+
+# -- hostile strategies and plugins ---------------------------------------------------------------
+
+def test_a_signal_refused_before_it_is_an_order_is_reported_as_order_zero(tmp_path):
+    told = []
+
+    class Asks(StrategyInterface):
+        def on_tick(self, market_data):
+            return [{"symbol": "AAA", "action": "BUY", "quantity": 1, "order_type": "LIMIT"}]
+
+        def on_order_rejected(self, order):
+            told.append((order.id, order.status.value, order.reason))
+
+    steps = [[bar("AAA", m, 10)] for m in range(2)]
+    assemble(feed=ListFeed(steps), broker=_broker(), database=f"sqlite:///{tmp_path / 'z.db'}",
+             strategies=[StrategySetup("asks", Asks)]).run()
+    assert told == [(0, "REJECTED", "limit_price is required for a LIMIT order")] * 2
+
+
+def test_a_hook_that_always_fails_disables_the_strategy_even_when_others_succeed(tmp_path):
+    class BadFills(StrategyInterface):
+        def on_tick(self, market_data):
+            return [{"symbol": "AAA", "action": "BUY", "quantity": 1}]
+
+        def on_fill(self, fill):
+            raise RuntimeError("cannot handle fills")
+
+    steps = [[bar("AAA", m, 10)] for m in range(6)]
+    runner = assemble(feed=ListFeed(steps), broker=_broker(), database=f"sqlite:///{tmp_path / 'f.db'}",
+                      strategies=[StrategySetup("bad", BadFills, max_errors=2)])
+    summary = runner.run()
+    assert summary.strategies[0].state == "disabled"
+    assert summary.strategies[0].disabled_reason == "2 consecutive errors in on_fill, last RuntimeError: cannot handle fills"
+
+
+def test_a_raising_validator_refuses_the_signal_and_the_run_goes_on(tmp_path, monkeypatch):
+    import runner.risk as risk
+
+    def broken(signal, last_price):
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setitem(risk.BUILT_IN_VALIDATORS, "broken", broken)
+    runner, summary = run_config(tmp_path, "  - {type: buy_and_hold, validator: broken}\n", run="{max_ticks: 3}")
+    assert summary.status == "completed"
+    rejections = {s.rejection for s in queries.signals(runner.recorder.engine, runner.run_id)}
+    assert rejections == {"the signal validator raised ZeroDivisionError: oops"}
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"symbol": "AAA", "action": "BUY", "quantity": "1e999999999"}, "quantity must be below 1e15"),
+    ({"symbol": "AAA", "action": "BUY", "quantity": 1, "order_type": "LIMIT", "limit_price": float("nan")}, "limit_price must be a number > 0, got nan"),
+    ({"symbol": "AAA", "action": "BUY", "order_type": 0}, "order_type must be one of MARKET"),
+])
+def test_outlandish_signal_values_are_refused_not_fatal(raw, message):
+    from runner.signals import SignalError, coerce_signal
+
+    with pytest.raises(SignalError, match=message):
+        coerce_signal(raw)
+
+
+def test_bad_cancel_and_modify_requests_fail_the_hook_not_the_run(tmp_path):
+    class Clumsy(StrategyInterface):
+        def on_tick(self, market_data):
+            self.context.modify(1, limit_price=float("nan"))
+
+    class Clumsier(StrategyInterface):
+        def on_tick(self, market_data):
+            self.context.cancel([1])
+
+    steps = [[bar("AAA", m, 10)] for m in range(3)]
+    runner = assemble(feed=ListFeed(steps), broker=_broker(), database=f"sqlite:///{tmp_path / 'c.db'}",
+                      strategies=[StrategySetup("a", Clumsy), StrategySetup("b", Clumsier)])
+    summary = runner.run()
+    assert summary.status == "completed" and [s.errors for s in summary.strategies] == [3, 3]
+    errors = queries.strategy_errors(runner.recorder.engine, runner.run_id)
+    assert {(e.strategy, e.message) for e in errors} == {
+        ("a", "limit_price must be a number > 0, got nan"), ("b", "an order id is an int, got [1]"),
+    }
+
+
+def test_a_strategy_file_can_import_the_modules_beside_it(tmp_path):
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "shared_rules.py").write_text("EVERY = 25\n")
+    (tmp_path / "plugins" / "uses.py").write_text(STRATEGY_FILE.replace(
+        "every: int = Field(10, gt=0)", "every: int = Field(__import__('shared_rules').EVERY, gt=0)"))
+    _, summary = run_config(tmp_path, "  - {file: plugins/uses.py}\n")
+    assert summary.fills == 2  # bought on bars 25 and 50
+
+
+def test_a_file_that_is_not_python_is_refused(tmp_path):
+    (tmp_path / "s.txt").write_text(STRATEGY_FILE)
+    with pytest.raises(StrategyLoadError, match="a strategy file must be a .py file, got .*s.txt"):
+        registry.class_from_file(tmp_path / "s.txt")
+
+
+def test_a_module_that_re_exports_its_strategy_is_found(tmp_path, monkeypatch):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "impl.py").write_text(STRATEGY_FILE)
+    (tmp_path / "pkg" / "__init__.py").write_text("from pkg.impl import EveryTenth\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert registry.class_from_module("pkg").__name__ == "EveryTenth"
+
+
+def test_a_broken_plugin_is_reported_not_a_traceback(tmp_path, monkeypatch):
+    (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('half installed')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    point = EntryPoint(name="broken", value="broken_plugin:Thing", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [point] if group == registry.ENTRY_POINT_GROUP else [])
+    listed = CliRunner().invoke(app, ["strategies", "list", "--json"])
+    assert listed.exit_code == 0
+    [row] = [r for r in json.loads(listed.stdout) if r["name"] == "broken"]
+    assert "cannot be imported" in row["description"] and "RuntimeError: half installed" in row["description"]
+
+
+def test_allocations_count_only_the_strategies_the_environment_enables(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNNER_STRATEGIES_ENABLED", "a,b")
+    strategies = (
+        "  - {type: buy_and_hold, name: a, allocation: 60000}\n"
+        "  - {type: buy_and_hold, name: b, allocation: 60000, enabled: false}\n"
+    )
+    config = load_config_text(config_text(strategies), str(tmp_path / "c.yaml"))
+    with pytest.raises(ConfigError, match="the allocations add up to 120000, more than broker.starting_cash 100000"):
+        check_config(config)

@@ -10,7 +10,7 @@ portfolio.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,7 @@ from runner.broker.fills import BarFillModel
 from runner.domain import (
     ZERO, Bar, Fill, MarketData, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce,
 )
-from runner.order_rules import NEEDS_LIMIT, bracket_problem, price_problem
+from runner.order_rules import NEEDS_LIMIT, NEEDS_STOP, bracket_problem, entry_price, price_problem
 from runner.portfolio import Portfolio
 
 _NOTHING_LEFT = "the rest is cancelled: another order already closed the position"
@@ -57,6 +57,7 @@ class PaperBroker:
         self.max_position = max_position
         self.zone = ZoneInfo(timezone)
         self._working: dict[int, Order] = {}
+        self._day_of: dict[int, date] = {}  # a DAY order's day: that of the first bar it could fill on
         self._next_order_id = 1
         self._next_fill_id = 1
 
@@ -108,10 +109,14 @@ class PaperBroker:
         changes = {k: v for k, v in (("quantity", quantity), ("limit_price", limit_price), ("stop_price", stop_price)) if v is not None}
         if quantity is not None and quantity <= order.filled_quantity:
             return [], f"quantity {quantity} is not above the {order.filled_quantity} already filled"
+        for field, used_by in (("limit_price", NEEDS_LIMIT), ("stop_price", NEEDS_STOP)):
+            if field in changes and order.order_type not in used_by:
+                return [], f"{field} does not apply to a {order.order_type.value} order"
         changed = replace(order, **changes, updated_at=timestamp)
         del self._working[order_id]
         refusal = self._terms_refusal(changed) or (
-            None if order.parent_id is not None else self._exposure_refusal(changed)
+            None if order.parent_id is not None
+            else self._bracket_refusal(changed) or self._exposure_refusal(changed)
         )
         if refusal:
             self._working[order_id] = order
@@ -146,10 +151,12 @@ class PaperBroker:
             order = self._working.get(order_id)
             if order is None:
                 continue
-            if order.time_in_force is TimeInForce.DAY and order.created_at.astimezone(self.zone).date() < day:
-                events.append(self._close(order, OrderStatus.EXPIRED, "DAY order expired at the end of its day", timestamp))
-                children += self._legs_after(order, timestamp)
-                continue
+            if order.time_in_force is TimeInForce.DAY:
+                first_day = self._day_of.setdefault(order_id, day)
+                if first_day < day:
+                    events.append(self._close(order, OrderStatus.EXPIRED, "DAY order expired at the end of its day", timestamp))
+                    children += self._legs_after(order, timestamp)
+                    continue
             bar = market.get(order.symbol)
             if bar is None or order_id in blocked or not market.is_fresh(order.symbol):
                 continue
@@ -183,11 +190,12 @@ class PaperBroker:
             return order
         quantity = self.fill_model.quantity(order, bar)
         if order.parent_id is not None:
-            quantity = min(quantity, self._closable(order))
-            if quantity <= 0:
+            closable = self._closable(order)
+            if closable <= 0:
                 self._cancel_legs(order, "the position was already closed", timestamp, events)
                 return None
-        if quantity <= 0:
+            quantity = min(quantity, closable)
+        if quantity <= 0:  # the bar's volume allows nothing: keep working
             return order
         order = self._execute(order, quantity, decision.price, timestamp, events)
         if order.sibling_id is not None and order.filled_quantity > 0:
@@ -212,13 +220,17 @@ class PaperBroker:
                 return closed
             capped, quantity = quantity > held, min(quantity, held)
         commission = self.fees.fill_commission(order, quantity, price)
+        cash = self.portfolio.cash_of(order.strategy)
         if order.side is Side.BUY:
             cost = quantity * price + commission
-            held = self.portfolio.quantity(order.strategy, order.symbol)
-            covering = held < 0 and quantity <= -held
-            cash = self.portfolio.cash_of(order.strategy) if covering else self._free_cash(order.strategy, order.id)
+            covering = min(max(-self.portfolio.quantity(order.strategy, order.symbol), ZERO), quantity)
+            if quantity > covering:  # the opening part needs cash not promised elsewhere
+                released = self.short_margin * covering * price if self.allow_short else ZERO
+                free = self._free_cash(order.strategy, order.id) + released
+                if (quantity - covering) * price + commission > free:
+                    cost, cash = (quantity - covering) * price + commission, free
         else:  # a sell costs cash only when its commission exceeds its proceeds
-            cost, cash = commission - quantity * price, self.portfolio.cash_of(order.strategy)
+            cost = commission - quantity * price
         if cost > 0 and cost > cash:
             closed = self._close(
                 order, OrderStatus.REJECTED, f"insufficient cash at fill: needs {cost:.2f}, has {cash:.2f}",
@@ -245,6 +257,8 @@ class PaperBroker:
         elif order.id in self._working:
             self._working[order.id] = order
         events += [fill, order]
+        if order.parent_id is None:
+            self._fit_legs(order.strategy, order.symbol, timestamp, events)
         if capped:
             order = self._close(order, OrderStatus.CANCELLED, _NOTHING_LEFT, timestamp)
             events.append(order)
@@ -252,6 +266,7 @@ class PaperBroker:
 
     def _close(self, order: Order, status: OrderStatus, reason: str, timestamp: datetime) -> Order:
         self._working.pop(order.id, None)
+        self._day_of.pop(order.id, None)
         return replace(order, status=status, reason=reason, updated_at=timestamp)
 
     # -- brackets --------------------------------------------------------------------------------
@@ -301,7 +316,25 @@ class PaperBroker:
         if left <= sibling.filled_quantity:
             events.append(self._close(sibling, OrderStatus.CANCELLED, f"OCO: order {leg.id} filled", timestamp))
         else:
-            self._working[sibling.id] = replace(sibling, quantity=left)
+            events.append(self._resize(sibling, left, f"OCO: reduced to {left} as order {leg.id} filled", timestamp))
+
+    def _fit_legs(self, strategy: str, symbol: str, timestamp: datetime, events: list[BrokerEvent]) -> None:
+        """After another order of this position filled, bracket legs may close at most what is
+        left of the position: shrink them, or cancel them when it is gone."""
+        for leg in [o for o in self._working.values() if o.parent_id is not None and o.strategy == strategy and o.symbol == symbol]:
+            if leg.id not in self._working:
+                continue
+            closable = self._closable(leg)
+            if closable <= 0:
+                self._cancel_legs(leg, "the position was closed by another order", timestamp, events)
+            elif leg.remaining > closable:
+                quantity = leg.filled_quantity + closable
+                events.append(self._resize(leg, quantity, f"reduced to {quantity}: the position is smaller now", timestamp))
+
+    def _resize(self, order: Order, quantity: Decimal, reason: str, timestamp: datetime) -> Order:
+        resized = replace(order, quantity=quantity, reason=reason, updated_at=timestamp)
+        self._working[order.id] = resized
+        return resized
 
     def _cancel_legs(self, leg: Order, reason: str, timestamp: datetime, events: list[BrokerEvent]) -> None:
         for order_id in (leg.id, leg.sibling_id):
@@ -327,7 +360,7 @@ class PaperBroker:
         held = self.portfolio.quantity(order.strategy, order.symbol)
         if (order.side is Side.BUY and held < 0) or (order.side is Side.SELL and held > 0):
             return "stop_loss and take_profit apply only to an order that opens or adds to a position"
-        entry = self._reference_price(order)
+        entry = entry_price(order.order_type, order.limit_price, order.stop_price, self.portfolio.last_prices.get(order.symbol))
         if entry is None:
             return None
         return bracket_problem(order.side, entry, order.stop_loss, order.take_profit)
@@ -360,11 +393,15 @@ class PaperBroker:
                     f"available {free:.2f}"
                 )
             return None
-        if held < 0 and order.remaining <= -held - buying:
-            return None  # buying to cover a short is limited by cash at the fill only
-        cost = self._estimated_cost(order, price)
-        if cost is not None and cost > free:
-            return f"insufficient cash: needs about {cost:.2f}, available {free:.2f}"
+        covering = min(max(-held - buying, ZERO), order.remaining)  # limited by cash at the fill only
+        opening = order.remaining - covering
+        if opening <= 0 or price is None:
+            return None
+        # Covering releases the short's margin: (1 + margin) x value, less the price paid.
+        released = self.short_margin * covering * price if self.allow_short else ZERO
+        cost = opening * price + self.fees.model(order.symbol).commission(order.remaining, price)
+        if cost > free + released:
+            return f"insufficient cash: needs about {cost:.2f}, available {free + released:.2f}"
         return None
 
     def _pending(self, strategy: str, symbol: str) -> tuple[Decimal, Decimal]:
@@ -391,7 +428,8 @@ class PaperBroker:
             if price is None:
                 continue
             if order.side is Side.BUY:
-                promised += self._estimated_cost(order, price)
+                covering = max(-self.portfolio.quantity(order.strategy, order.symbol), ZERO)
+                promised += max(order.remaining - covering, ZERO) * price
             else:
                 promised += self.short_margin * order.remaining * price if self.allow_short else ZERO
         return self.portfolio.pool_cash[pool] - promised
@@ -403,12 +441,6 @@ class PaperBroker:
         last = self.portfolio.last_prices.get(order.symbol)
         base = order.stop_price if order.order_type is OrderType.STOP else last
         return None if base is None else self.fill_model.slipped(order.side, base)
-
-    def _estimated_cost(self, order: Order, price: Decimal | None) -> Decimal | None:
-        if price is None:
-            return None
-        quantity = order.remaining
-        return quantity * price + self.fees.model(order.symbol).commission(quantity, price)
 
     def _take_order_id(self) -> int:
         order_id = self._next_order_id
