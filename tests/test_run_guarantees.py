@@ -232,3 +232,14 @@ def test_market_data_bars_of_a_partial_subscription_keep_the_strategy_order(tmp_
     runner.loop.hosts[0].strategy.on_tick = lambda market: seen.append(list(market)) or []
     runner.run()
     assert seen == [["E", "A", "C"]] * 3
+
+
+def test_equity_is_recorded_every_n_steps_and_at_the_end(tmp_path):
+    runner = build(load_config_text(config_text(
+        "  - {type: buy_and_hold}\n", run="{max_ticks: 23}",
+        storage=f"{{url: 'sqlite:///{tmp_path / 'e.db'}', equity_every: 5}}",
+    )))
+    summary = runner.run()
+    steps = [row.step for row in queries.equity(runner.recorder.engine, runner.run_id)]
+    assert steps == [5, 10, 15, 20, 23]
+    assert str(queries.equity(runner.recorder.engine, runner.run_id)[-1].equity) == summary.to_dict()["final_equity"]
