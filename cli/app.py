@@ -18,8 +18,10 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from cli import errors
 from cli.errors import EXIT_FAILURE, EXIT_USAGE, handled
 from cli.model import model_app
+from cli.scaffold import config_app, init
 from cli.strategies import strategies_app
 
 app = typer.Typer(
@@ -34,6 +36,8 @@ app = typer.Typer(
 
 app.add_typer(strategies_app, name="strategies")
 app.add_typer(model_app, name="model")
+app.add_typer(config_app, name="config")
+app.command()(init)
 
 LOG_EVERY_SECONDS = 5.0
 
@@ -57,8 +61,10 @@ def _root(
         Optional[bool],
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
     ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of errors too (for bug reports).")] = False,
 ) -> None:
     """Paper-trade strategies on market data with a simulated broker."""
+    errors.SHOW_TRACEBACKS = debug
 
 
 @app.command()
@@ -72,6 +78,10 @@ def start(
     seed: Annotated[Optional[int], typer.Option(help="Seed of the synthetic data (overrides run.seed).")] = None,
     json_output: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output; only the summary.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 1 (after a clean stop and the summary) if a strategy raised or was "
+        "disabled, or an order or signal was rejected: for CI smoke runs.",
+    )] = False,
 ) -> None:
     """Paper-trade the strategies of CONFIG and record the run.
 
@@ -97,14 +107,26 @@ def start(
     with _stopping_on_signals(runner):
         _follow(runner, err, quiet=quiet)
     result = runner.snapshot()
+    failures = _strict_failures(result) if strict else []
     if json_output:
-        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        sys.stdout.write(json.dumps({**result.to_dict(), **({"strict_failures": failures} if strict else {})}) + "\n")
     else:
         from cli.render import summary
 
         out.print(summary(result))
-    if result.status == "failed":
+        for failure in failures:
+            err.print(f"[bold red]strict:[/] {failure}", highlight=False)
+    if result.status == "failed" or failures:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _strict_failures(result) -> list[str]:
+    """Why a --strict run fails: errors, disabled strategies, rejections."""
+    failures = [f"{s.name} raised {s.errors} error(s)" for s in result.strategies if s.errors]
+    failures += [f"{s.name} was disabled: {s.disabled_reason}" for s in result.strategies if s.state == "disabled"]
+    if result.rejections:
+        failures.append(f"{result.rejections} order(s) or signal(s) were rejected")
+    return failures
 
 
 @app.command()
@@ -170,7 +192,7 @@ class _stopping_on_signals:
 
 def _follow(runner, err: Console, quiet: bool) -> None:
     """Wait for the run to end, showing progress on stderr unless quiet."""
-    from cli.render import progress_line
+    from cli.render import dashboard, progress_line
 
     if quiet:
         _wait(runner)
@@ -178,7 +200,7 @@ def _follow(runner, err: Console, quiet: bool) -> None:
         from rich.live import Live
 
         with Live(
-            get_renderable=lambda: progress_line(runner.snapshot()),
+            get_renderable=lambda: dashboard(runner.snapshot()),
             console=err, refresh_per_second=4, transient=True,
         ):
             _wait(runner)

@@ -21,6 +21,7 @@ from runner.errors import (
 )
 
 EXIT_FAILURE, EXIT_USAGE = 1, 2
+SHOW_TRACEBACKS = False  # set by `runner --debug`
 
 _EXIT_CODES: dict[type[RunnerError], int] = {
     ConfigError: EXIT_USAGE,
@@ -56,6 +57,8 @@ def handled(console: Console, json_output: bool = False) -> Iterator[None]:
     try:
         yield
     except RunnerError as exc:
+        if SHOW_TRACEBACKS:
+            console.print_exception(show_locals=False)
         report(console, exc)
         code = exit_code(exc)
         if json_output:

@@ -92,3 +92,42 @@ def summary(snap: RunSnapshot) -> Group:
         for s in snap.strategies if s.disabled_reason
     )
     return Group(*parts)
+
+
+LATEST_ORDERS = 6
+
+
+def dashboard(snap: RunSnapshot) -> Group:
+    """The live view of `runner start` on a terminal: progress, strategies with their timing and
+    errors, open positions, and the latest orders (rejections in yellow)."""
+    strategies = Table(show_edge=False, box=None, padding=(0, 1), title="strategies", title_justify="left")
+    for name, justify in (("strategy", "left"), ("state", "left"), ("calls", "right"), ("signals", "right"),
+                          ("rejected", "right"), ("errors", "right"), ("ms mean/max", "right"), ("P&L", "right")):
+        strategies.add_column(name, justify=justify)
+    for s in snap.strategies:
+        strategies.add_row(
+            s.name, Text(s.state, style="red" if s.state == "disabled" else ""), f"{s.calls:,}",
+            f"{s.signals:,}", Text(f"{s.rejected:,}", style="yellow" if s.rejected else ""),
+            Text(f"{s.errors:,}", style="red" if s.errors else ""), f"{s.mean_ms:.2f}/{s.max_ms:.1f}",
+            signed(s.pnl),
+        )
+    positions = Table(show_edge=False, box=None, padding=(0, 1), title="open positions", title_justify="left")
+    for name, justify in (("strategy", "left"), ("symbol", "left"), ("quantity", "right"),
+                          ("avg cost", "right"), ("last", "right"), ("unrealised", "right")):
+        positions.add_column(name, justify=justify)
+    for p in snap.open_positions:
+        positions.add_row(p.strategy, p.symbol, f"{p.quantity:,}", money(p.average_cost), money(p.last_price), signed(p.unrealized_pnl))
+    orders = Table(show_edge=False, box=None, padding=(0, 1), title="latest orders", title_justify="left")
+    for name in ("id", "strategy", "symbol", "side", "qty", "status", "reason"):
+        orders.add_column(name)
+    latest = list({o.id: o for o in snap.recent_orders}.values())[-LATEST_ORDERS:]  # each order's last state
+    for o in latest:
+        style = "yellow" if o.status.value == "REJECTED" else ""
+        orders.add_row(str(o.id), o.strategy, o.symbol, o.side.value, f"{o.quantity:,}",
+                       Text(o.status.value, style=style), Text(o.reason[:60], style=style))
+    parts = [progress_line(snap), Text(), strategies]
+    if snap.open_positions:
+        parts += [Text(), positions]
+    if snap.recent_orders:
+        parts += [Text(), orders]
+    return Group(*parts)

@@ -104,6 +104,12 @@ class _MarketDataSection(_Section):
         return value
 
 
+def _or_list_of_names(schema: dict) -> None:
+    """In the JSON Schema, `symbols` may also be a plain list of names (see _list_of_names)."""
+    mapping = {key: schema.pop(key) for key in ("type", "additionalProperties") if key in schema}
+    schema["anyOf"] = [mapping, {"type": "array", "items": {"type": "string"}, "minItems": 1}]
+
+
 class SyntheticFeedConfig(_MarketDataSection):
     """Seeded synthetic OHLCV bars for any number of symbols."""
 
@@ -112,6 +118,7 @@ class SyntheticFeedConfig(_MarketDataSection):
         default_factory=lambda: {"SYN": SyntheticSymbol()},
         description="Symbols to generate: a list of names, or a mapping name -> "
         "{start_price, drift, volatility}.",
+        json_schema_extra=_or_list_of_names,
     )
     interval: Interval = Field("1m", description="Bar interval, such as 30s, 1m, 15m, 1h, 1d.")
     start: datetime = Field(

@@ -8,6 +8,7 @@ after `max_errors` consecutive failures. A failing strategy never stops the loop
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,12 @@ class StrategyStats:
     accepted: int = 0
     rejected: int = 0
     errors: int = 0
+    busy_seconds: float = 0.0  # time spent in on_tick
+    slowest_seconds: float = 0.0
+
+    @property
+    def mean_ms(self) -> float:
+        return 1000 * self.busy_seconds / self.calls if self.calls else 0.0
 
 
 class StrategyHost:
@@ -121,8 +128,14 @@ class StrategyHost:
 
     def on_tick(self, market: MarketData, step: int) -> list[Any]:
         """Call `on_tick`; return what it returned as a list (empty on error or None)."""
-        self.stats.calls += 1
+        stats = self.stats
+        stats.calls += 1
+        started = time.perf_counter()
         result = self._guard("on_tick", step, market.timestamp, self.strategy.on_tick, market)
+        took = time.perf_counter() - started
+        stats.busy_seconds += took
+        if took > stats.slowest_seconds:
+            stats.slowest_seconds = took
         return _as_list(result)
 
     def notify(self, hook: str, value: Any, step: int, timestamp: datetime | None) -> bool:

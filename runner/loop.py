@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from runner.signals import SignalError, coerce_signal
 from runner.snapshot import RunSnapshot, StrategySnapshot
 
 SNAPSHOT_EVERY_SECONDS = 0.1
+RECENT_ORDERS = 24  # order states kept for the live view (a few per order)
 log = logging.getLogger(__name__)
 
 
@@ -78,6 +80,7 @@ class TickLoop:
         self.orders = self.fills = self.rejections = 0
         self._records: list[object] = []
         self._snapshot = RunSnapshot.empty(self.portfolio.cash)
+        self._recent_orders: deque[Order] = deque(maxlen=RECENT_ORDERS)
         self._snapshot_at = 0.0
 
     def step(self, market: MarketData, now: datetime | None = None) -> None:
@@ -278,6 +281,8 @@ class TickLoop:
         notices = []
         for event in events:
             records.append(event)
+            if type(event) is Order:
+                self._recent_orders.append(event)
             if type(event) is Fill:
                 self.fills += 1
                 records.append(self.portfolio.position(event.strategy, event.symbol))
@@ -317,8 +322,11 @@ class TickLoop:
                     signals=host.stats.signals, accepted=host.stats.accepted,
                     rejected=host.stats.rejected, errors=host.stats.errors,
                     pnl=portfolio.net_pnl(host.name), disabled_reason=host.disabled_reason,
+                    mean_ms=host.stats.mean_ms, max_ms=1000 * host.stats.slowest_seconds,
                 )
                 for host in self.hosts
             ),
+            open_positions=tuple(p for p in portfolio.positions() if p.quantity),
+            recent_orders=tuple(self._recent_orders),
         )
 

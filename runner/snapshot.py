@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+
+from runner.domain import Order, Position
 from typing import Any
 
 
@@ -19,6 +21,8 @@ class StrategySnapshot:
     errors: int
     pnl: Decimal
     disabled_reason: str = ""
+    mean_ms: float = 0.0
+    max_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,8 @@ class RunSnapshot:
     total_steps: int | None = None
     skipped_rows: int = 0
     overruns: int = 0
+    open_positions: tuple[Position, ...] = ()
+    recent_orders: tuple[Order, ...] = ()  # the latest order states, newest last (live view only)
 
     @classmethod
     def empty(cls, cash: Decimal) -> RunSnapshot:
@@ -78,6 +84,7 @@ class RunSnapshot:
                     "state": s.state, "calls": s.calls, "signals": s.signals,
                     "accepted": s.accepted, "rejected": s.rejected, "errors": s.errors,
                     "pnl": str(s.pnl), "disabled_reason": s.disabled_reason,
+                    "mean_ms": round(s.mean_ms, 4), "max_ms": round(s.max_ms, 4),
                 }
                 for s in self.strategies
             },

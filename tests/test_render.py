@@ -43,3 +43,25 @@ def test_summary_names_the_run_its_totals_and_each_strategy():
     text = text_of(summary(snap(skipped_rows=3)))
     for words in ("r-1", "completed", "final equity", "1,012.50", "skipped rows", "3 bad data rows", "ma", "+12.50"):
         assert words in text
+
+
+def test_the_dashboard_shows_strategies_timing_positions_and_the_latest_orders():
+    from cli.render import dashboard
+    from runner.domain import Order, OrderStatus, OrderType, Position, Side
+
+    t = datetime(2024, 3, 4, 15, 0, tzinfo=UTC)
+    orders = tuple(
+        Order(i, "ma", "AAA", Side.BUY, Decimal(5), OrderType.MARKET, t, status, reason=reason)
+        for i, status, reason in [(1, OrderStatus.NEW, ""), (1, OrderStatus.FILLED, ""),
+                                  (2, OrderStatus.REJECTED, "insufficient cash: needs about 500.00")]
+    )
+    strategy = StrategySnapshot("ma", "running", 250, 4, 3, 1, 2, Decimal("12.5"), mean_ms=0.25, max_ms=3.5)
+    text = text_of(dashboard(snap(
+        total_steps=1000, strategies=(strategy,), recent_orders=orders,
+        open_positions=(Position("ma", "AAA", Decimal(5), Decimal(100), last_price=Decimal(101)),),
+    )))
+    assert "25%" in text and "ETA 0:15" in text
+    assert "0.25/3.5" in text  # mean and slowest on_tick, in ms
+    assert "+5.00" in text  # unrealised P&L of the open position
+    assert "insufficient cash: needs about 500.00" in text and "REJECTED" in text
+    assert text.count("FILLED") == 1 and "NEW" not in text  # one row per order, its latest state

@@ -53,3 +53,137 @@ def signals(engine: Engine, run_id: str) -> list[SignalRecord]:
 
 def strategy_errors(engine: Engine, run_id: str) -> list[StrategyErrorRecord]:
     return _rows(engine, StrategyErrorRecord, run_id, [StrategyErrorRecord.id])
+
+
+# --- filtered reads for the `runner runs|status|orders|fills|positions` commands ----------------
+
+
+def is_runner_database(engine: Engine) -> bool:
+    """True when the database holds the runner's `runs` table (a read must not create it)."""
+    from sqlalchemy import inspect
+
+    return inspect(engine).has_table(RunRecord.__tablename__)
+
+
+def list_runs(engine: Engine, limit: int | None = None) -> list[RunRecord]:
+    """Runs, newest first; at most `limit` of them (None or 0: all)."""
+    with Session(engine) as session:
+        statement = select(RunRecord).order_by(col(RunRecord.started_at).desc(), col(RunRecord.id).desc())
+        if limit:
+            statement = statement.limit(limit)
+        return list(session.exec(statement))
+
+
+def recent_run_ids(engine: Engine, limit: int = 5) -> list[str]:
+    """The ids of the latest `limit` runs, newest first."""
+    with Session(engine) as session:
+        statement = (
+            select(RunRecord.id)
+            .order_by(col(RunRecord.started_at).desc(), col(RunRecord.id).desc())
+            .limit(limit)
+        )
+        return list(session.exec(statement))
+
+
+def last_equity(engine: Engine, run_id: str) -> EquityRecord | None:
+    """The run's latest equity snapshot, or None before the first one."""
+    with Session(engine) as session:
+        statement = (
+            select(EquityRecord).where(EquityRecord.run_id == run_id)
+            .order_by(col(EquityRecord.step).desc()).limit(1)
+        )
+        return session.exec(statement).first()
+
+
+def strategy_error_counts(engine: Engine, run_id: str) -> dict[str, int]:
+    """How many errors each strategy of the run raised (strategies without errors are absent)."""
+    from sqlalchemy import func
+
+    with Session(engine) as session:
+        statement = (
+            select(StrategyErrorRecord.strategy, func.count())
+            .where(StrategyErrorRecord.run_id == run_id)
+            .group_by(StrategyErrorRecord.strategy)
+        )
+        return {name: count for name, count in session.exec(statement)}
+
+
+def _utc(moment):
+    """An aware UTC time for comparing with a datetime column (a naive `moment` is UTC)."""
+    from datetime import UTC
+
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _latest_in_order(session: Session, statement, key, limit: int | None) -> list:
+    """Rows in ascending `key` order; with `limit`, only the last `limit` of them."""
+    if not limit:
+        return list(session.exec(statement.order_by(col(key))))
+    return list(reversed(list(session.exec(statement.order_by(col(key).desc()).limit(limit)))))
+
+
+def filtered_orders(
+    engine: Engine, run_id: str, *, strategy: str | None = None, symbol: str | None = None,
+    status: str | None = None, since=None, limit: int | None = None,
+) -> list[OrderRecord]:
+    """The run's orders, oldest first, filtered by strategy, symbol (any case), status and
+    creation time (`since`, inclusive; a naive time is UTC); with `limit`, the latest `limit`."""
+    from sqlalchemy import func
+
+    statement = select(OrderRecord).where(OrderRecord.run_id == run_id)
+    if strategy is not None:
+        statement = statement.where(OrderRecord.strategy == strategy)
+    if symbol is not None:
+        statement = statement.where(func.upper(OrderRecord.symbol) == symbol.upper())
+    if status is not None:
+        statement = statement.where(OrderRecord.status == status)
+    if since is not None:
+        statement = statement.where(OrderRecord.created_at >= _utc(since))
+    with Session(engine) as session:
+        return _latest_in_order(session, statement, OrderRecord.order_id, limit)
+
+
+def filtered_fills(
+    engine: Engine, run_id: str, *, strategy: str | None = None, symbol: str | None = None,
+    since=None, limit: int | None = None,
+) -> list[FillRecord]:
+    """The run's fills, oldest first, filtered by strategy, symbol (any case) and time (`since`,
+    inclusive; a naive time is UTC); with `limit`, the latest `limit`."""
+    from sqlalchemy import func
+
+    statement = select(FillRecord).where(FillRecord.run_id == run_id)
+    if strategy is not None:
+        statement = statement.where(FillRecord.strategy == strategy)
+    if symbol is not None:
+        statement = statement.where(func.upper(FillRecord.symbol) == symbol.upper())
+    if since is not None:
+        statement = statement.where(FillRecord.timestamp >= _utc(since))
+    with Session(engine) as session:
+        return _latest_in_order(session, statement, FillRecord.fill_id, limit)
+
+
+def filtered_positions(
+    engine: Engine, run_id: str, *, strategy: str | None = None, symbol: str | None = None,
+    open_only: bool = False,
+) -> list[PositionRecord]:
+    """The run's positions by strategy and symbol; `open_only` keeps those with quantity != 0."""
+    from sqlalchemy import func
+
+    statement = select(PositionRecord).where(PositionRecord.run_id == run_id)
+    if strategy is not None:
+        statement = statement.where(PositionRecord.strategy == strategy)
+    if symbol is not None:
+        statement = statement.where(func.upper(PositionRecord.symbol) == symbol.upper())
+    with Session(engine) as session:
+        rows = list(session.exec(statement.order_by(PositionRecord.strategy, PositionRecord.symbol)))
+    # Quantities are exact decimal text ("0", "0.000"): compare as Decimal, not in SQL.
+    return [row for row in rows if row.quantity != 0] if open_only else rows
+
+
+def strategies_of_run(engine: Engine, run_id: str) -> list[str]:
+    """Every strategy name that left a record in the run (signals, orders, positions, errors)."""
+    names: set[str] = set()
+    with Session(engine) as session:
+        for table in (SignalRecord, OrderRecord, PositionRecord, StrategyErrorRecord):
+            names.update(session.exec(select(table.strategy).where(table.run_id == run_id).distinct()))
+    return sorted(names)
