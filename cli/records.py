@@ -3,8 +3,8 @@
 Each reads the latest run unless a run id is given, from `--db` (default: runs/runner.db), and
 never creates or changes a database. With `--json`, stdout holds one JSON array (lists) or
 object (`status`) and nothing else: money as exact decimal strings, times as ISO 8601 UTC.
-Without it, rich tables (money with 2 decimals, gains green, losses red); rich drops the
-colours by itself when stdout is not a terminal, and the tables lose their rules there.
+Without it, aligned tables (money with 2 decimals, gains green, losses red); on a pipe or a
+file the same tables come as plain text: no colours, no trailing blanks, no wrapped rows.
 
 Heavy modules (SQLAlchemy, the storage layer) are imported inside the commands, so that
 `runner --help` stays fast.
@@ -24,18 +24,18 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from cli.errors import handled
+from runner.domain import OrderStatus  # stdlib only: cheap to import
 
 RECENT_IDS = 5  # how many run ids an "unknown run id" message lists
 PIPE_WIDTH = 240  # the width of tables written to a pipe or file (no terminal to fit)
 SINCE_FORMAT = "an ISO 8601 date or time such as 2024-01-02, 2024-01-02T14:30 or 2024-01-02T14:30:00Z (UTC unless an offset is given)"
-ORDER_STATUSES = ("NEW", "ACCEPTED", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED")
+ORDER_STATUSES = tuple(status.value for status in OrderStatus)
 STATUS_STYLES = {
     "completed": "green", "running": "cyan", "stopped": "yellow", "failed": "bold red",
     "FILLED": "green", "PARTIALLY_FILLED": "cyan", "REJECTED": "red", "CANCELLED": "yellow",
@@ -54,7 +54,8 @@ DbOption = Annotated[Optional[Path], typer.Option(
     show_default=False,
 )]
 JsonOption = Annotated[bool, typer.Option(
-    "--json", help="Print JSON on stdout and nothing else there. Example: --json | jq '.[0]'",
+    "--json", help="Print JSON on stdout and nothing else there (money as exact strings, times ISO 8601 UTC). "
+    "Example: --json | python -m json.tool",
 )]
 StrategyOption = Annotated[Optional[str], typer.Option(
     "--strategy", "-s", help="Only this strategy (its name in the config). Example: --strategy ma_fast",
@@ -89,7 +90,7 @@ def runs(
 
     Example:  runner runs --db runs/try.db --limit 5
     """
-    with _reading(db, json_output) as records:
+    with reading(db, json_output) as records:
         rows = [records.run_row(run) for run in records.queries.list_runs(records.engine, limit or None)]
     if json_output:
         return _print_json(rows)
@@ -118,7 +119,7 @@ def status(run_id: RunIdArg = None, db: DbOption = None, json_output: JsonOption
 
     Example:  runner status 20240102-143000-ab12 --json
     """
-    with _reading(db, json_output) as records:
+    with reading(db, json_output) as records:
         run = records.find_run(run_id)
         data = records.status(run)
     if json_output:
@@ -184,7 +185,7 @@ def orders(
 
     Example:  runner orders 20240102-143000-ab12 --since 2024-01-02T15:00:00Z --json
     """
-    with _reading(db, json_output) as records:
+    with reading(db, json_output) as records:
         wanted = _order_status(status_)
         start = _since(since)
         run = records.find_run(run_id)
@@ -228,7 +229,7 @@ def fills(
 
     Example:  runner fills --strategy hold_btc --since 2024-01-02 --json
     """
-    with _reading(db, json_output) as records:
+    with reading(db, json_output) as records:
         start = _since(since)
         run = records.find_run(run_id)
         rows = [_fill_row(f) for f in records.queries.filtered_fills(
@@ -271,7 +272,7 @@ def positions(
 
     Example:  runner positions 20240102-143000-ab12 --strategy ma_fast --json
     """
-    with _reading(db, json_output) as records:
+    with reading(db, json_output) as records:
         run = records.find_run(run_id)
         rows = [_position_row(p) for p in records.queries.filtered_positions(
             records.engine, run.id, strategy=strategy, symbol=symbol, open_only=open_only,
@@ -385,7 +386,7 @@ class _Records:
 
 
 @contextmanager
-def _reading(db: Path | None, json_output: bool) -> Iterator[_Records]:
+def reading(db: Path | None, json_output: bool) -> Iterator[_Records]:
     """Open the records without creating anything; user errors become messages and exit 2."""
     err = Console(stderr=True)
     with handled(err, json_output):
@@ -548,11 +549,11 @@ def _emit(*renderables: Any) -> None:
 
 
 def _table(title: str, caption: str | None = None) -> Table:
-    """A table with rules on a terminal and plain aligned columns elsewhere."""
-    plain = not Console().is_terminal
+    """Aligned columns without rules (as `runner start`'s live view): bold headings and
+    coloured cells on a terminal, plain text elsewhere."""
     return Table(
-        title=title, title_justify="left", caption=caption, caption_justify="left", show_edge=False, pad_edge=False,
-        box=None if plain else box.SIMPLE_HEAD, padding=(0, 1), header_style="bold",
+        title=title, title_justify="left", caption=caption, caption_justify="left", show_edge=False,
+        pad_edge=False, box=None, padding=(0, 1), header_style="bold",
     )
 
 

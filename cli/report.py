@@ -2,7 +2,8 @@
 
 The figures are computed by `runner.report` (see its docstring for the definitions); this module
 renders them as a rich table, JSON, a PNG (matplotlib, from the `report` extra) and one
-self-contained HTML page. The lead registers the command with `app.command()(report)`.
+self-contained HTML page. `cli/app.py` registers it with `app.command()(report)`; it reads the
+records like the other read commands (`cli.records`), never creating or changing a database.
 """
 
 from __future__ import annotations
@@ -24,15 +25,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from cli.errors import handled
-
-RECENT_IDS = 5
 MISSING_MATPLOTLIB = "--plot and --html draw with matplotlib, which is not installed: pip install -e '.[report]'"
 
 
 def report(
     run_ids: Annotated[Optional[list[str]], typer.Argument(
-        help="Run id(s); default: the latest run. Several are compared side by side.", show_default=False,
+        metavar="RUN_ID", show_default=False,
+        help="Run id(s); default: the latest run. Several are compared side by side.",
     )] = None,
     db: Annotated[Optional[Path], typer.Option(help="SQLite file of the records (default: runs/runner.db).")] = None,
     json_output: Annotated[bool, typer.Option(
@@ -50,9 +49,13 @@ def report(
 
     Examples:  runner report --plot equity.png      runner report RUN_A RUN_B --json
     """
+    from cli.records import reading
+    from runner.report import load_report
+
     err = Console(stderr=True)
-    with handled(err, json_output):
-        reports = _load_reports(db, run_ids or [])
+    with reading(db, json_output) as records:
+        runs = [records.find_run(run_id) for run_id in run_ids] if run_ids else [records.find_run(None)]
+        reports = [load_report(records.engine, run) for run in runs]
         png = _figure_png(reports) if plot or html else None
         if plot:
             _write(plot, png)
@@ -70,37 +73,6 @@ def report(
         out.print(_rich_table(*statistics_table(reports[0])))
     else:
         out.print(_rich_table(*comparison_table(reports)))
-
-
-def _load_reports(db: Path | None, run_ids: list[str]) -> list:
-    """The reports of `run_ids` (default: the latest run) from `db` (default: the config's default)."""
-    from runner.config import DEFAULT_DB_URL, parse_database_url
-    from runner.errors import ConfigError
-    from runner.report import load_report, recent_run_ids
-    from runner.storage import queries
-    from runner.storage.db import open_database, sqlite_url
-
-    url = sqlite_url(db) if db else DEFAULT_DB_URL
-    parsed = parse_database_url(url)
-    where = parsed.database if parsed.get_backend_name() == "sqlite" else parsed.render_as_string(hide_password=True)
-    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
-        raise ConfigError(f"no database at {where}; record a run first (runner start CONFIG --db {where}) or pass --db")
-    engine = open_database(url)
-    try:
-        latest = recent_run_ids(engine, RECENT_IDS)
-        if not latest:
-            raise ConfigError(f"no runs recorded in {where}")
-        records = []
-        for run_id in run_ids or latest[:1]:
-            record = queries.run(engine, run_id)
-            if record is None:
-                raise ConfigError(
-                    f"unknown run id {run_id!r} in {where}; the latest runs: {', '.join(latest)}"
-                )
-            records.append(record)
-        return [load_report(engine, record) for record in records]
-    finally:
-        engine.dispose()
 
 
 def _write(path: Path, content: bytes) -> None:
@@ -187,7 +159,7 @@ def _time(moment) -> str:
 
 def _bars(r) -> str:
     if r.first_bar is None:
-        return "no snapshots"
+        return "no equity snapshots yet"
     last = f"{r.last_bar:%H:%M}" if r.last_bar.date() == r.first_bar.date() else _time(r.last_bar)
     return f"{_time(r.first_bar)} to {last} UTC"
 
@@ -221,11 +193,16 @@ def comparison_table(reports: list) -> tuple[list[str], Rows]:
     return headers, rows
 
 
+def _span(r) -> str:
+    span = _bars(r)
+    if r.snapshots:
+        span += f", {r.snapshots:,} snapshots" + (f" of {r.bar_interval} bars" if r.bar_interval else "")
+    return span
+
+
 def _heading(r) -> str:
-    interval = f" of {r.bar_interval} bars" if r.bar_interval else ""
     return (
-        f"[bold]run {escape(r.run_id)}[/] ({escape(r.status)})\n"
-        f"{_bars(r)}, {r.snapshots:,} snapshots{interval}\n"
+        f"[bold]run {escape(r.run_id)}[/] ({escape(r.status)})\n{_span(r)}\n"
         f"starting cash {_plain_money(r.starting_cash)}   final equity {_plain_money(r.final_equity)}\n"
     )
 
@@ -333,8 +310,7 @@ def page(reports: list, png: bytes) -> str:
         r = reports[0]
         headers, rows = statistics_table(r)
         title = f"runner report {r.run_id}"
-        meta = (f"{esc(r.status)} &middot; {esc(_bars(r))} &middot; {r.snapshots:,} snapshots"
-                f"{' of ' + esc(r.bar_interval) + ' bars' if r.bar_interval else ''} &middot; starting cash "
+        meta = (f"{esc(r.status)} &middot; {esc(_span(r))} &middot; starting cash "
                 f"{esc(_plain_money(r.starting_cash))} &middot; final equity {esc(_plain_money(r.final_equity))}")
     else:
         headers, rows = comparison_table(reports)

@@ -61,7 +61,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
 
 from runner.config import load_config_text
 from runner.errors import ConfigError
@@ -109,7 +108,7 @@ class Statistics:
     """
 
     scope: str
-    net_pnl: Decimal
+    net_pnl: Decimal | None
     fees: Decimal
     trades: int
     open_trades: int
@@ -164,8 +163,8 @@ class RunReport:
     status: str
     started_at: datetime
     ended_at: datetime | None
-    starting_cash: Decimal
-    final_equity: Decimal
+    starting_cash: Decimal | None
+    final_equity: Decimal | None
     bar_interval: str | None
     bar_seconds: float | None
     snapshot_seconds: float | None
@@ -202,13 +201,6 @@ class RunReport:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def recent_run_ids(engine: Engine, limit: int = 5) -> list[str]:
-    """The ids of the latest `limit` runs, newest first."""
-    with Session(engine) as session:
-        statement = select(RunRecord.id).order_by(col(RunRecord.started_at).desc()).limit(limit)
-        return list(session.exec(statement))
-
-
 def load_report(engine: Engine, run: RunRecord) -> RunReport:
     """Read the records of `run` and compute its report."""
     return build_report(
@@ -240,10 +232,9 @@ def build_report(
     trades = tuple(round_trips(fills))
     names = _strategy_names(config, fills, positions)
     final_equity = equity[-1].equity if equity else starting_cash
+    net_pnl = final_equity - starting_cash if starting_cash is not None else None
 
-    overall = _trade_statistics(
-        "overall", trades, fills, equity, net_pnl=final_equity - starting_cash, strategy=None,
-    )
+    overall = _trade_statistics("overall", trades, fills, equity, net_pnl=net_pnl, strategy=None)
     overall = _with_curve_statistics(overall, curve, starting_cash, periods_per_year)
     per_strategy = tuple(
         _trade_statistics(
@@ -370,7 +361,7 @@ def _exposure(fills: Sequence[FillRecord], equity: Sequence[EquityRecord], strat
 def _with_curve_statistics(
     stats: Statistics, curve: Sequence[CurvePoint], starting_cash: Decimal, periods_per_year: float | None,
 ) -> Statistics:
-    if len(curve) < 2:
+    if len(curve) < 2 or starting_cash is None:
         return stats
     values = [point.equity for point in curve]
     n = len(values) - 1
@@ -420,8 +411,10 @@ def _max_drawdown(curve: Sequence[CurvePoint]) -> tuple[float, int, float, bool]
     return curve[trough].drawdown, curve[end].step - curve[peak].step, seconds, recovered
 
 
-def _curve(equity: Sequence[EquityRecord], starting_cash: Decimal, gap: float | None) -> tuple[CurvePoint, ...]:
-    if not equity:
+def _curve(
+    equity: Sequence[EquityRecord], starting_cash: Decimal | None, gap: float | None,
+) -> tuple[CurvePoint, ...]:
+    if not equity or starting_cash is None:
         return ()
     start = equity[0].timestamp - timedelta(seconds=gap or 0)
     points, peak = [], ZERO
@@ -466,15 +459,15 @@ def _config_of(run: RunRecord):
         return None
 
 
-def _starting_cash(run: RunRecord, config, equity: Sequence[EquityRecord]) -> Decimal:
-    """From the run's summary, else its config, else the first snapshot's equity."""
+def _starting_cash(run: RunRecord, config, equity: Sequence[EquityRecord]) -> Decimal | None:
+    """From the run's summary, else its config, else the first snapshot's equity, else None."""
     try:
         return Decimal(json.loads(run.summary)["starting_cash"])
     except (ValueError, KeyError, TypeError, ArithmeticError):
         pass
     if config is not None:
         return config.broker.starting_cash
-    return equity[0].equity if equity else ZERO
+    return equity[0].equity if equity else None
 
 
 def _equity_every(config) -> int:
