@@ -236,6 +236,7 @@ def _figure_png(reports: list) -> bytes:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
         from matplotlib.figure import Figure
+        from matplotlib.ticker import StrMethodFormatter
     except ImportError:
         raise ConfigError(MISSING_MATPLOTLIB) from None
 
@@ -255,6 +256,7 @@ def _figure_png(reports: list) -> bytes:
     title = f"run {reports[0].run_id}" if len(reports) == 1 else f"{len(reports)} runs"
     top.set_title(f"{title}: equity and drawdown")
     top.set_ylabel("equity")
+    top.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))  # 100,035, not +1e5 and 35
     bottom.set_ylabel("drawdown %")
     for axes in (top, bottom):
         axes.grid(True, alpha=0.3)
