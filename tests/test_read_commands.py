@@ -487,10 +487,9 @@ def test_table_on_a_pipe_is_plain_and_unwrapped(records, tmp_path):
 def test_a_run_still_running_reads_from_its_tables(cli, records, tmp_path):
     """Before the summary is written: equity from the latest snapshot, starting cash from the
     config, strategies from the records."""
-    import shutil
-
     db = tmp_path / "running.db"
-    shutil.copy(records, db)
+    with sqlite3.connect(records) as source, sqlite3.connect(db) as copy:
+        source.backup(copy)  # a file copy could miss what is still in the write-ahead log
     with sqlite3.connect(db) as connection:
         connection.execute("UPDATE runs SET summary = '', status = 'running', ended_at = NULL WHERE id = ?", (SECOND,))
     [(cash, equity)] = sql(db, "SELECT cash, equity FROM equity WHERE run_id = ? ORDER BY step DESC LIMIT 1", SECOND)

@@ -91,9 +91,16 @@ class Recorder:
         self._queue.put(_STOP)
         if self._thread.is_alive():
             self._thread.join()
-        if self.error is not None:
-            self._mark_failed(finished)
-            raise self.error
+        try:
+            if self.error is not None:
+                self._mark_failed(finished)
+                raise self.error
+        finally:
+            # Closing the pooled connections lets SQLite fold its write-ahead log into the file,
+            # so the database is one self-contained file once the run is over (an in-memory
+            # database lives in its one connection, so that is kept).
+            if self.engine.url.database not in (None, "", ":memory:"):
+                self.engine.dispose()
 
     def _write_loop(self) -> None:
         while True:
