@@ -473,6 +473,22 @@ def test_command_in_a_process(records, tmp_path, command, args, kind):
     assert isinstance(data, kind) and data
 
 
+@pytest.mark.parametrize("command, first_line", [
+    ("runs", "runs"),
+    ("status", f"run      {SECOND}"),
+    ("orders", f"orders of {SECOND}"),
+    ("fills", f"fills of {SECOND}"),
+    ("positions", f"positions of {SECOND}"),
+    ("report", f"run {SECOND} (completed)"),
+])
+def test_command_in_a_process_as_a_table(records, tmp_path, command, first_line):
+    argv = command_line(tmp_path) + [command, "--db", str(records)]
+    result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].rstrip() == first_line
+    assert "Traceback" not in result.stderr
+
+
 def test_table_on_a_pipe_is_plain_and_unwrapped(records, tmp_path):
     argv = command_line(tmp_path) + ["orders", "--db", str(records), "--limit", "3"]
     result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60,
