@@ -81,7 +81,7 @@ def start(
     run_id: Annotated[Optional[str], typer.Option(help="Id of this run in the records (default: time + random suffix).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the synthetic data (overrides run.seed).")] = None,
     json_output: JsonOption = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output; only the summary.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view: one progress line every 5 s instead.")] = False,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 1 (after a clean stop and the summary) if a strategy raised or was "
         "disabled, or an order or signal was rejected: for CI smoke runs.",
@@ -195,12 +195,11 @@ class _stopping_on_signals:
 
 
 def _follow(runner, err: Console, quiet: bool) -> None:
-    """Wait for the run to end, showing progress on stderr unless quiet."""
+    """Wait for the run to end, showing progress on stderr: the live view on a terminal, else
+    (or with --quiet) a plain line every few seconds."""
     from cli.render import dashboard, progress_line
 
-    if quiet:
-        _wait(runner)
-    elif err.is_terminal:
+    if err.is_terminal and not quiet:
         from rich.live import Live
 
         with Live(
@@ -208,8 +207,8 @@ def _follow(runner, err: Console, quiet: bool) -> None:
             console=err, refresh_per_second=4, transient=True,
         ):
             _wait(runner)
-    else:
-        _wait(runner, lambda: err.print(progress_line(runner.snapshot()), highlight=False))
+    else:  # a log, or --quiet: one plain line every few seconds
+        _wait(runner, lambda: err.print(progress_line(runner.snapshot(), bar=False), highlight=False, soft_wrap=True))
 
 
 def _wait(runner, every_few_seconds=None) -> None:

@@ -72,7 +72,7 @@ SinceOption = Annotated[Optional[str], typer.Option(
 
 def _limit_option(what: str) -> Any:
     return typer.Option(
-        "--limit", "-n", min=0, help=f"Show at most N {what} (0 = all). Example: --limit 10",
+        "--limit", "-n", min=0, max=2**62, help=f"Show at most N {what} (0 = all). Example: --limit 10",
     )
 
 
@@ -96,7 +96,7 @@ def runs(
         return _print_json(rows)
     if not rows:
         return _say(f"no runs in {records.path}")
-    table = _table("runs", f"newest first, from {records.path}; times UTC")
+    table = plain_table("runs", f"newest first, from {records.path}; times UTC")
     for name, justify in (("run", "left"), ("status", "left"), ("started", "left"), ("ended", "left"),
                           ("ticks", "right"), ("final equity", "right"), ("P&L", "right"), ("strategies", "left")):
         table.add_column(name, justify=justify, no_wrap=name != "strategies")
@@ -105,7 +105,7 @@ def runs(
             r["id"], _status_text(r["status"]), _time(r["started_at"]), _time(r["ended_at"]),
             f"{r['ticks']:,}", _money(r["final_equity"]), _signed(r["pnl"]), escape(", ".join(r["strategies"])),
         )
-    _emit(table)
+    emit(table)
 
 
 def status(run_id: RunIdArg = None, db: DbOption = None, json_output: JsonOption = False) -> None:
@@ -139,11 +139,11 @@ def status(run_id: RunIdArg = None, db: DbOption = None, json_output: JsonOption
     head.add_row("P&L", _signed(data["pnl"]))
     head.add_row("records", escape(str(records.path)))
 
-    strategies = _table("strategies")
+    strategies = plain_table("strategies")
     for name, justify in (("strategy", "left"), ("state", "left"), ("P&L (net of fees)", "right"),
                           ("errors", "right"), ("open positions", "right")):
         strategies.add_column(name, justify=justify)
-    positions = _table("open positions")
+    positions = plain_table("open positions")
     for name, justify in (("strategy", "left"), ("symbol", "left"), ("quantity", "right"), ("avg cost", "right"),
                           ("last", "right"), ("unrealised", "right")):
         positions.add_column(name, justify=justify)
@@ -160,7 +160,7 @@ def status(run_id: RunIdArg = None, db: DbOption = None, json_output: JsonOption
     parts += [Text(f"{s['name']} disabled: {s['disabled_reason']}", style="red")
               for s in data["strategies"] if s["disabled_reason"]]
     parts += [Text(), positions if positions.row_count else Text("open positions: none")]
-    _emit(*parts)
+    emit(*parts)
 
 
 def orders(
@@ -196,7 +196,7 @@ def orders(
         return _print_json(rows)
     if not rows:
         return _say(f"no orders match in run {run.id}")
-    table = _table(f"orders of {escape(run.id)}", _caption(len(rows), limit, "oldest first; times UTC"))
+    table = plain_table(f"orders of {escape(run.id)}", _caption(len(rows), limit, "oldest first; times UTC"))
     for name, justify in (("id", "right"), ("time", "left"), ("strategy", "left"), ("symbol", "left"),
                           ("side", "left"), ("type", "left"), ("quantity", "right"), ("limit/stop", "right"),
                           ("status", "left"), ("filled", "right"), ("avg price", "right"), ("reason", "left")):
@@ -208,7 +208,7 @@ def orders(
             o["type"], _quantity(o["quantity"]), prices, _status_text(o["status"]), _quantity(o["filled_quantity"]),
             _money(o["average_price"]), escape(o["reason"]),
         )
-    _emit(table)
+    emit(table)
 
 
 def fills(
@@ -239,7 +239,7 @@ def fills(
         return _print_json(rows)
     if not rows:
         return _say(f"no fills match in run {run.id}")
-    table = _table(f"fills of {escape(run.id)}", _caption(len(rows), limit, "oldest first; times UTC"))
+    table = plain_table(f"fills of {escape(run.id)}", _caption(len(rows), limit, "oldest first; times UTC"))
     for name, justify in (("id", "right"), ("time", "left"), ("order", "right"), ("strategy", "left"),
                           ("symbol", "left"), ("side", "left"), ("quantity", "right"), ("price", "right"),
                           ("commission", "right"), ("notional", "right")):
@@ -250,7 +250,7 @@ def fills(
             Text(f["side"], style="green" if f["side"] == "BUY" else "red"), _quantity(f["quantity"]),
             _money(f["price"]), _money(f["commission"]), _money(f["notional"]),
         )
-    _emit(table)
+    emit(table)
 
 
 def positions(
@@ -281,7 +281,7 @@ def positions(
         return _print_json(rows)
     if not rows:
         return _say(f"no positions match in run {run.id}")
-    table = _table(f"positions of {escape(run.id)}", "unrealised = (last - avg cost) x quantity; net = realised + unrealised - fees")
+    table = plain_table(f"positions of {escape(run.id)}", "unrealised = (last - avg cost) x quantity; net = realised + unrealised - fees")
     for name, justify in (("strategy", "left"), ("symbol", "left"), ("quantity", "right"), ("avg cost", "right"),
                           ("last", "right"), ("realised", "right"), ("unrealised", "right"), ("fees", "right"),
                           ("net", "right")):
@@ -292,7 +292,7 @@ def positions(
             _money(p["last_price"]), _signed(p["realized_pnl"]), _signed(p["unrealized_pnl"]), _money(p["fees"]),
             _signed(p["net_pnl"]),
         )
-    _emit(table)
+    emit(table)
 
 
 # --- reading the database -----------------------------------------------------------------------
@@ -392,7 +392,7 @@ def reading(db: Path | None, json_output: bool) -> Iterator[_Records]:
     with handled(err, json_output):
         from sqlalchemy.exc import SQLAlchemyError
 
-        from runner.errors import ConfigError, StorageError
+        from runner.errors import ConfigError
         from runner.storage import queries
         from runner.storage.db import open_database, sqlite_url
 
@@ -409,7 +409,10 @@ def reading(db: Path | None, json_output: bool) -> Iterator[_Records]:
                 raise ConfigError(f"{path} is not a runner database (it has no runs table)")
             yield _Records(engine, path, queries)
         except SQLAlchemyError as exc:
-            raise StorageError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(
+                f"cannot read {path}: {str(getattr(exc, 'orig', exc)).splitlines()[0]} (a database made "
+                "by an older runner is brought up to date by the next `runner start --db` on it)"
+            ) from None
         finally:
             engine.dispose()
 
@@ -428,9 +431,9 @@ def _since(text: str | None) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ConfigError(f"--since: expected {SINCE_FORMAT}; got {text!r}") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _order_status(text: str | None) -> str | None:
@@ -524,7 +527,7 @@ def _print_json(data: Any) -> None:
 
 
 def _say(message: str) -> None:
-    _emit(Text(message))
+    emit(Text(message))
 
 
 def _console() -> Console:
@@ -535,7 +538,7 @@ def _console() -> Console:
     return console
 
 
-def _emit(*renderables: Any) -> None:
+def emit(*renderables: Any) -> None:
     """Print on stdout: styled on a terminal; elsewhere plain text without trailing blanks."""
     console = _console()
     if console.is_terminal:
@@ -548,7 +551,7 @@ def _emit(*renderables: Any) -> None:
     sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
-def _table(title: str, caption: str | None = None) -> Table:
+def plain_table(title: str, caption: str | None = None) -> Table:
     """Aligned columns without rules (as `runner start`'s live view): bold headings and
     coloured cells on a terminal, plain text elsewhere."""
     return Table(

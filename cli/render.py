@@ -20,21 +20,23 @@ def signed(value: Decimal) -> Text:
     return Text(f"{value:+,.2f}", style=style)
 
 
-def progress_line(snap: RunSnapshot) -> Text:
-    """One line: progress (with a bar and ETA when the end is known), bar time, equity and
-    P&L, orders, fills, rejections, errors."""
+def progress_line(snap: RunSnapshot, bar: bool = True) -> Text:
+    """One line: progress (a bar and ETA when the end is known, else the elapsed time), bar time,
+    equity and P&L, orders, fills, rejections, errors. `bar=False` leaves out the block glyphs,
+    for logs."""
     rate = snap.steps / snap.elapsed_seconds if snap.elapsed_seconds > 0 else 0.0
-    line = Text("▶ ", style="bold cyan")
+    line = Text("▶ ", style="bold cyan") if bar else Text()
     total = snap.total_steps
     if total:
         share = min(snap.steps / total, 1.0)
-        filled = int(share * 20)
-        line.append("█" * filled + "░" * (20 - filled), style="cyan")
+        if bar:
+            filled = int(share * 20)
+            line.append("█" * filled + "░" * (20 - filled) + " ", style="cyan")
         eta = (total - snap.steps) / rate if rate > 0 else None
-        line.append(f" {share:4.0%} {snap.steps:,}/{total:,}  ")
+        line.append(f"{share:4.0%} {snap.steps:,}/{total:,}  ")
         line.append(f"ETA {_clock(eta)}  " if eta is not None else "ETA -  ", style="dim")
     else:
-        line.append(f"step {snap.steps:,}  ")
+        line.append(f"step {snap.steps:,}  elapsed {_clock(snap.elapsed_seconds)}  ")
     bar_time = f"{snap.timestamp:%Y-%m-%d %H:%M}" if snap.timestamp else "-"
     line.append_text(Text.assemble(
         (f"{rate:,.0f}/s  ", "dim"), f"{bar_time}  ",
@@ -95,6 +97,7 @@ def summary(snap: RunSnapshot) -> Group:
 
 
 LATEST_ORDERS = 6
+MAX_ROWS = 10  # open positions shown in the live view
 
 
 def dashboard(snap: RunSnapshot) -> Group:
@@ -108,19 +111,20 @@ def dashboard(snap: RunSnapshot) -> Group:
         strategies.add_row(
             s.name, Text(s.state, style="red" if s.state == "disabled" else ""), f"{s.calls:,}",
             f"{s.signals:,}", Text(f"{s.rejected:,}", style="yellow" if s.rejected else ""),
-            Text(f"{s.errors:,}", style="red" if s.errors else ""), f"{s.mean_ms:.2f}/{s.max_ms:.1f}",
+            Text(f"{s.errors:,}", style="red" if s.errors else ""), f"{s.mean_ms:.2f}/{s.max_ms:.2f}",
             signed(s.pnl),
         )
     positions = Table(show_edge=False, box=None, padding=(0, 1), title="open positions", title_justify="left")
     for name, justify in (("strategy", "left"), ("symbol", "left"), ("quantity", "right"),
                           ("avg cost", "right"), ("last", "right"), ("unrealised", "right")):
         positions.add_column(name, justify=justify)
-    for p in snap.open_positions:
+    for p in snap.open_positions[:MAX_ROWS]:
         positions.add_row(p.strategy, p.symbol, f"{p.quantity:,}", money(p.average_cost), money(p.last_price), signed(p.unrealized_pnl))
     orders = Table(show_edge=False, box=None, padding=(0, 1), title="latest orders", title_justify="left")
     for name in ("id", "strategy", "symbol", "side", "qty", "status", "reason"):
         orders.add_column(name)
-    latest = list({o.id: o for o in snap.recent_orders}.values())[-LATEST_ORDERS:]  # each order's last state
+    # Each order's last state; orders refused before they were made all have id 0: keep each.
+    latest = list({o.id or id(o): o for o in snap.recent_orders}.values())[-LATEST_ORDERS:]
     for o in latest:
         style = "yellow" if o.status.value == "REJECTED" else ""
         orders.add_row(str(o.id), o.strategy, o.symbol, o.side.value, f"{o.quantity:,}",
@@ -128,6 +132,8 @@ def dashboard(snap: RunSnapshot) -> Group:
     parts = [progress_line(snap), Text(), strategies]
     if snap.open_positions:
         parts += [Text(), positions]
+        if len(snap.open_positions) > MAX_ROWS:
+            parts.append(Text(f"... and {len(snap.open_positions) - MAX_ROWS} more open positions", style="dim"))
     if snap.recent_orders:
         parts += [Text(), orders]
     return Group(*parts)

@@ -49,7 +49,7 @@ def report(
 
     Examples:  runner report --plot equity.png      runner report RUN_A RUN_B --json
     """
-    from cli.records import reading
+    from cli.records import emit, reading
     from runner.report import load_report
 
     err = Console(stderr=True)
@@ -67,12 +67,10 @@ def report(
         data = [r.to_dict() for r in reports]
         sys.stdout.write(json.dumps(data[0] if len(data) == 1 else data) + "\n")
         return
-    out = Console()
     if len(reports) == 1:
-        out.print(_heading(reports[0]), highlight=False)
-        out.print(_rich_table(*statistics_table(reports[0])))
+        emit(Text.from_markup(_heading(reports[0])), _rich_table(*statistics_table(reports[0])))
     else:
-        out.print(_rich_table(*comparison_table(reports)))
+        emit(_rich_table(*comparison_table(reports)))
 
 
 def _write(path: Path, content: bytes) -> None:
@@ -208,7 +206,9 @@ def _heading(r) -> str:
 
 
 def _rich_table(headers: list[str], rows: Rows) -> Table:
-    table = Table(show_edge=False)
+    from cli.records import plain_table
+
+    table = plain_table("")
     table.add_column(headers[0], style="bold")
     for header in headers[1:]:
         table.add_column(escape(header), justify="right")

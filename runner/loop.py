@@ -246,18 +246,21 @@ class TickLoop:
         self.rejections += 1
         self._signal_event(host, signal, False, reason, order_id, raw=raw)
         if signal is not None and signal.action in (Action.BUY, Action.SELL, Action.CLOSE):
-            side = Side.SELL if signal.action is Action.SELL or (
-                signal.action is Action.CLOSE and self.portfolio.quantity(host.name, signal.symbol) > 0
-            ) else Side.BUY
-            refused = Order(
-                0, host.name, signal.symbol, side, signal.quantity or Decimal(0), signal.order_type,
-                self.timestamp, OrderStatus.REJECTED, reason=reason, limit_price=signal.limit_price,
-                stop_price=signal.stop_price, time_in_force=signal.time_in_force,
-                stop_loss=signal.stop_loss, take_profit=signal.take_profit,
-            )
+            self._recent_orders.append(refused := self._refused_order(host, signal, reason))
             if host.notify("on_order_rejected", refused, self.steps, self.timestamp):
                 self._serve_requests(host)
         return None
+
+    def _refused_order(self, host: StrategyHost, signal: Signal, reason: str) -> Order:
+        """The order a signal would have been, rejected before it was made (id 0)."""
+        closing_long = signal.action is Action.CLOSE and self.portfolio.quantity(host.name, signal.symbol) > 0
+        side = Side.SELL if signal.action is Action.SELL or closing_long else Side.BUY
+        return Order(
+            0, host.name, signal.symbol, side, signal.quantity or Decimal(0), signal.order_type,
+            self.timestamp, OrderStatus.REJECTED, reason=reason, limit_price=signal.limit_price,
+            stop_price=signal.stop_price, time_in_force=signal.time_in_force,
+            stop_loss=signal.stop_loss, take_profit=signal.take_profit,
+        )
 
     def _signal_event(
         self, host: StrategyHost, signal: Signal | None, accepted: bool, rejection: str = "",
@@ -298,6 +301,9 @@ class TickLoop:
                 self._serve_requests(host)
 
     def _record_equity(self) -> None:
+        """Record cash and equity, and the open positions at their current marks (so readers
+        of a live run see up-to-date P&L)."""
+        self._records.extend(p for p in self.portfolio.positions() if p.quantity)
         self._records.append(EquitySnapshot(
             self.steps, self.timestamp, self.portfolio.cash, self.portfolio.equity(),
         ))

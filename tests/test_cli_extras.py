@@ -102,6 +102,24 @@ def as_editor_sees(value):
 
 def test_every_command_has_help_with_an_example():
     for command in (["start"], ["validate"], ["init"], ["config", "schema"], ["strategies", "list"],
-                    ["strategies", "show"], ["model", "train"]):
+                    ["strategies", "show"], ["model", "train"], ["report"], ["runs"], ["status"],
+                    ["orders"], ["fills"], ["positions"]):
         result = invoke(*command, "--help", env={"COLUMNS": "200"})
-        assert result.exit_code == 0 and "Example:" in result.stdout, command
+        assert result.exit_code == 0 and "Example" in result.stdout, command
+        options = [line for line in result.stdout.splitlines() if line.lstrip("│ ").startswith("--")]
+        assert all(len(line.split()) > 2 for line in options), (command, "an option without help")
+
+
+def test_strict_fails_a_run_where_a_strategy_raised_and_was_disabled(tmp_path):
+    (tmp_path / "s.py").write_text(
+        "from strategies.base import StrategyInterface\n"
+        "class Broken(StrategyInterface):\n"
+        "    def on_tick(self, market_data):\n"
+        "        raise RuntimeError('bug')\n"
+    )
+    (tmp_path / "c.yaml").write_text(config_text("  - {file: s.py, max_errors: 2}\n", run="{max_ticks: 5}"))
+    result = invoke("start", tmp_path / "c.yaml", "--db", tmp_path / "s.db", "--strict", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["strict_failures"] == [
+        "s raised 2 error(s)", "s was disabled: 2 consecutive errors in on_tick, last RuntimeError: bug",
+    ]

@@ -318,6 +318,11 @@ def test_plot_writes_a_png_that_is_not_blank(cli, ledger, tmp_path):
     assert width >= 400 and height >= 300
     colours = {tuple(p) for p in pixels.reshape(-1, pixels.shape[2])[:: 7]}
     assert len(colours) > 10  # curves, fills, markers and text, not one flat colour
+    # The equity curve itself is drawn: matplotlib's first line colour (tab:blue, #1f77b4)
+    # appears in the upper part of the picture.
+    top = pixels[: height // 2, :, :3]
+    curve = (abs(top[..., 0] - 0x1F / 255) < 0.02) & (abs(top[..., 1] - 0x77 / 255) < 0.02) & (abs(top[..., 2] - 0xB4 / 255) < 0.02)
+    assert curve.sum() > 200
 
 
 def test_html_is_one_self_contained_page_with_the_table_and_the_plot(cli, ledger, tmp_path):

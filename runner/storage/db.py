@@ -32,13 +32,16 @@ def open_database(url: str, create: bool = True) -> Engine:
     is_sqlite = parsed.get_backend_name() == "sqlite"
     in_memory = is_sqlite and parsed.database in (None, "", ":memory:")
     try:
-        if is_sqlite and not in_memory:
+        if is_sqlite and not in_memory and create:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         if in_memory:
             engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+        elif is_sqlite and not create:  # reading only: open read-only, change nothing in the file
+            location = Path(parsed.database).resolve().as_posix()
+            engine = create_engine(f"sqlite:///file:{location}?mode=ro&uri=true", connect_args={"timeout": 30})
         else:
             engine = create_engine(url, connect_args={"timeout": 30} if is_sqlite else {})
-        if is_sqlite:
+        if is_sqlite and create:
             event.listen(engine, "connect", _sqlite_pragmas)
         if create:
             SQLModel.metadata.create_all(engine)
