@@ -28,10 +28,13 @@ class SignalEvent:
 
 @dataclass(frozen=True, slots=True)
 class EquitySnapshot:
+    """The account's cash and equity at a step, and each strategy's net P&L then."""
+
     step: int
     timestamp: datetime
     cash: Decimal
     equity: Decimal
+    strategy_pnl: tuple[tuple[str, Decimal], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -306,6 +306,7 @@ class TickLoop:
         self._records.extend(p for p in self.portfolio.positions() if p.quantity)
         self._records.append(EquitySnapshot(
             self.steps, self.timestamp, self.portfolio.cash, self.portfolio.equity(),
+            self.portfolio.net_pnl_by_strategy(host.name for host in self.hosts),
         ))
 
     def _flush(self, force_snapshot: bool = False) -> None:

@@ -7,7 +7,7 @@ pool, except for strategies given an `allocation`: each of those trades from its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from runner.domain import ZERO, Fill, MarketData, Position, Side
@@ -131,3 +131,13 @@ class Portfolio:
 
     def net_pnl(self, strategy: str) -> Decimal:
         return sum((p.net_pnl for p in self.positions(strategy)), ZERO)
+
+    def net_pnl_by_strategy(self, strategies: Iterable[str]) -> tuple[tuple[str, Decimal], ...]:
+        """Each strategy's realised + unrealised - fees, in one pass over the holdings."""
+        totals = dict.fromkeys(strategies, ZERO)
+        last = self.last_prices
+        for (strategy, symbol), h in self._holdings.items():
+            if strategy in totals:
+                unrealised = (last.get(symbol, ZERO) - h.average_cost) * h.quantity
+                totals[strategy] += h.realized_pnl + unrealised - h.fees
+        return tuple(totals.items())

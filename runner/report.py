@@ -40,10 +40,10 @@ snapshot, at step 0.
 - net P&L: overall E_n - starting cash; per strategy, from its stored positions, realised +
   unrealised - fees (at the last price each position row recorded).
 
-Per strategy: the records hold no marks per step, so a strategy's own equity curve cannot be
-rebuilt. Its statistics are the trade statistics, fees, exposure and net P&L; total and
-annualised return, volatility, Sharpe, Sortino and drawdown are given for the whole account
-only (None for a strategy).
+Per strategy: its equity curve is its capital (its `allocation`, else the starting cash) plus
+its net P&L at each snapshot (the `strategy_equity` records), and the return, volatility,
+Sharpe, Sortino and drawdown figures are those of that curve. A run recorded before those
+records existed gives them for the whole account only (None for a strategy).
 
 A figure that is undefined (too few snapshots, zero deviation, no losing trade, a result that
 does not fit a float) is None: `null` in JSON.
@@ -66,7 +66,7 @@ from runner.config import load_config_text
 from runner.errors import ConfigError
 from runner.intervals import interval_seconds
 from runner.storage import queries
-from runner.storage.models import EquityRecord, FillRecord, PositionRecord, RunRecord
+from runner.storage.models import EquityRecord, FillRecord, PositionRecord, RunRecord, StrategyEquityRecord
 
 SECONDS_PER_YEAR = 365 * 86400
 ZERO = Decimal(0)
@@ -102,9 +102,9 @@ class CurvePoint:
 class Statistics:
     """The figures of the whole account (`scope` "overall") or of one strategy.
 
-    Money is exact (`Decimal`); ratios are floats; None where undefined. The return,
-    volatility, Sharpe, Sortino and drawdown fields are None for a strategy (see the module
-    docstring).
+    Money is exact (`Decimal`); ratios are floats; None where undefined. For a strategy, the
+    return, volatility, Sharpe, Sortino and drawdown fields come from its own curve (see the
+    module docstring).
     """
 
     scope: str
@@ -205,7 +205,17 @@ def load_report(engine: Engine, run: RunRecord) -> RunReport:
     """Read the records of `run` and compute its report."""
     return build_report(
         run, queries.equity(engine, run.id), queries.fills(engine, run.id), queries.positions(engine, run.id),
+        queries.strategy_equity(engine, run.id),
     )
+
+
+@dataclass(frozen=True)
+class _Point:
+    """One snapshot of a strategy's own equity curve."""
+
+    step: int
+    timestamp: datetime
+    equity: Decimal
 
 
 # --- computing -------------------------------------------------------------------------------
@@ -216,6 +226,7 @@ def build_report(
     equity: Sequence[EquityRecord],
     fills: Sequence[FillRecord],
     positions: Sequence[PositionRecord],
+    strategy_equity: Sequence[StrategyEquityRecord] = (),
 ) -> RunReport:
     """Compute the report of `run` from its rows (any order; they are sorted here)."""
     equity = sorted(equity, key=lambda row: row.step)
@@ -237,11 +248,16 @@ def build_report(
     overall = _trade_statistics("overall", trades, fills, equity, net_pnl=net_pnl, strategy=None)
     overall = _with_curve_statistics(overall, curve, starting_cash, periods_per_year)
     per_strategy = tuple(
-        _trade_statistics(
-            name, [t for t in trades if t.strategy == name], [f for f in fills if f.strategy == name],
-            equity, net_pnl=sum((_net_pnl(p) for p in positions if p.strategy == name), ZERO), strategy=name,
+        _with_curve_statistics(
+            _trade_statistics(
+                name, [t for t in trades if t.strategy == name], [f for f in fills if f.strategy == name],
+                equity, net_pnl=sum((_net_pnl(p) for p in positions if p.strategy == name), ZERO), strategy=name,
+            ),
+            _curve(own, capital, gap), capital, periods_per_year,
         )
         for name in names
+        for capital in [_capital(config, name, starting_cash)]
+        for own in [_own_curve(strategy_equity, name, capital)]
     )
     return RunReport(
         run_id=run.id, status=run.status, started_at=run.started_at, ended_at=run.ended_at,
@@ -468,6 +484,21 @@ def _starting_cash(run: RunRecord, config, equity: Sequence[EquityRecord]) -> De
     if config is not None:
         return config.broker.starting_cash
     return equity[0].equity if equity else None
+
+
+def _capital(config, name: str, starting_cash: Decimal | None) -> Decimal | None:
+    """What a strategy's returns are measured against: its allocation, else the starting cash."""
+    entry = next((e for e in config.strategies if e.display_name == name), None) if config is not None else None
+    return entry.allocation if entry is not None and entry.allocation else starting_cash
+
+
+def _own_curve(rows: Sequence[StrategyEquityRecord], name: str, capital: Decimal | None) -> list[_Point]:
+    if capital is None:
+        return []
+    return sorted(
+        (_Point(row.step, row.timestamp, capital + row.pnl) for row in rows if row.strategy == name),
+        key=lambda point: point.step,
+    )
 
 
 def _equity_every(config) -> int:

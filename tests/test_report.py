@@ -365,3 +365,38 @@ def test_the_installed_command_reports_a_real_run(tmp_path):
     assert data["overall"]["trades"] >= 1
     final, start = Decimal(data["final_equity"]), Decimal(data["starting_cash"])
     assert data["overall"]["total_return"] == round(float(final / start - 1), 6)
+
+
+def test_each_strategy_gets_the_statistics_of_its_own_equity_curve(tmp_path):
+    """A strategy's curve is its capital (allocation, else the starting cash) + its net P&L at
+    each snapshot; its figures follow from that curve as the account's do from the account's."""
+    from runner.bootstrap import build
+    from runner.config import load_config_text
+    from runner.report import load_report
+    from runner.storage import queries
+
+    runner = build(load_config_text(
+        "run: {max_ticks: 300, seed: 4}\n"
+        "market_data: {symbols: {AAA: {volatility: 0.8}}}\n"
+        f"storage: {{url: 'sqlite:///{tmp_path / 'own.db'}'}}\n"
+        "strategies:\n"
+        "  - {type: ma_crossover, name: fast, allocation: 20000, params: {fast: 3, slow: 8, quantity: 50}}\n"
+        "  - {type: buy_and_hold, name: hold, params: {quantity: 100}}\n"
+    ))
+    summary = runner.run()
+    engine = runner.recorder.engine
+    report = load_report(engine, queries.run(engine, runner.run_id))
+    rows = queries.strategy_equity(engine, runner.run_id)
+    assert len(rows) == 2 * summary.steps
+    stats = {s.scope: s for s in report.strategies}
+    for name, capital in (("fast", Decimal(20000)), ("hold", Decimal(100000))):
+        pnl = [row.pnl for row in rows if row.strategy == name]
+        curve = [capital] + [capital + p for p in pnl]
+        assert stats[name].total_return == pytest.approx(float(curve[-1] / capital - 1))
+        peak, deepest = curve[0], 0.0
+        for value in curve:
+            peak = max(peak, value)
+            deepest = max(deepest, float((peak - value) / peak))
+        assert stats[name].max_drawdown == pytest.approx(deepest)
+        assert stats[name].sharpe is not None
+        assert str(pnl[-1]) == summary.to_dict()["pnl"][name]

@@ -6,7 +6,7 @@ from runner.domain import Fill, Order, Position
 from runner.events import EquitySnapshot, RunFinished, SignalEvent, StrategyFault
 from runner.storage.models import (
     EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PositionRecord, SignalRecord,
-    StrategyErrorRecord,
+    StrategyEquityRecord, StrategyErrorRecord,
 )
 
 Rows = dict[type, list[dict]]
@@ -50,6 +50,10 @@ def add_rows(item: object, run_id: str, rows: Rows) -> None:
             "run_id": run_id, "step": item.step, "timestamp": item.timestamp,
             "cash": item.cash, "equity": item.equity,
         })
+        rows[StrategyEquityRecord].extend(
+            {"run_id": run_id, "step": item.step, "strategy": name, "timestamp": item.timestamp, "pnl": pnl}
+            for name, pnl in item.strategy_pnl
+        )
     elif kind is SignalEvent:
         signal = item.signal
         rows[SignalRecord].append({

@@ -123,6 +123,18 @@ class EquityRecord(SQLModel, table=True):
     equity: Decimal = _money()
 
 
+class StrategyEquityRecord(SQLModel, table=True):
+    """A strategy's net P&L (realised + unrealised - fees) at an equity snapshot."""
+
+    __tablename__ = "strategy_equity"
+
+    run_id: str = Field(primary_key=True)
+    step: int = Field(primary_key=True)
+    strategy: str = Field(primary_key=True)
+    timestamp: datetime
+    pnl: Decimal = _money()
+
+
 class SignalRecord(SQLModel, table=True):
     __tablename__ = "signals"
 

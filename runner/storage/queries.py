@@ -7,7 +7,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from runner.storage.models import (
     EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PositionRecord, RunRecord,
-    SignalRecord, StrategyErrorRecord,
+    SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
 )
 
 
@@ -41,6 +41,10 @@ def fills(engine: Engine, run_id: str) -> list[FillRecord]:
 
 def positions(engine: Engine, run_id: str) -> list[PositionRecord]:
     return _rows(engine, PositionRecord, run_id, [PositionRecord.strategy, PositionRecord.symbol])
+
+
+def strategy_equity(engine: Engine, run_id: str) -> list[StrategyEquityRecord]:
+    return _rows(engine, StrategyEquityRecord, run_id, [StrategyEquityRecord.step, StrategyEquityRecord.strategy])
 
 
 def equity(engine: Engine, run_id: str) -> list[EquityRecord]:

@@ -23,7 +23,7 @@ from runner.events import RunFinished, RunStarted
 from runner.storage.convert import Rows, add_rows
 from runner.storage.models import (
     EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PositionRecord, RunRecord,
-    SignalRecord, StrategyErrorRecord,
+    SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
 )
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ _UPSERT_KEYS = {
     OrderRecord: ("run_id", "order_id"),
     PositionRecord: ("run_id", "strategy", "symbol"),
     EquityRecord: ("run_id", "step"),
+    StrategyEquityRecord: ("run_id", "step", "strategy"),
 }
 QUEUE_STEPS = 10_000  # step batches the loop may run ahead of the writer before it waits
 _STOP = object()
