@@ -98,7 +98,7 @@ def start(
     from runner.config import load_config
     from runner.storage.db import sqlite_url
 
-    out, err = Console(), Console(stderr=True)
+    err = Console(stderr=True)
     _log_to(err)
     with handled(err, json_output):
         loaded = load_config(config)
@@ -117,7 +117,7 @@ def start(
     else:
         from cli.render import summary
 
-        out.print(summary(result))
+        records.emit(summary(result))  # plain and unwrapped when piped
         for failure in failures:
             err.print(f"[bold red]strict:[/] {failure}", highlight=False)
     if result.status == "failed" or failures:
