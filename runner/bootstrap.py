@@ -28,7 +28,7 @@ from runner.events import RunStarted, SignalEvent
 from runner.feeds import Feed
 from runner.feeds.synthetic import SyntheticFeed
 from runner.history import HistoryStore
-from runner.host import StrategyHost
+from runner.host import StrategyHost, ThreadedHost
 from runner.intervals import interval_seconds
 from runner.loop import TickLoop
 from runner.pacing import Pacer
@@ -105,7 +105,7 @@ def build(
         mode=run.mode, speed=run.speed, tick_interval=run.tick_interval,
         max_ticks=run.max_ticks, duration=run.duration, seed=run.seed,
         derived_intervals=market.derived_intervals, timezone=market.timezone,
-        candle_grace_seconds=market.candle_grace_seconds,
+        candle_grace_seconds=market.candle_grace_seconds, threaded=run.execution == "threaded",
         run_id=run_id, source=config.source, clock=clock, on_signal=on_signal,
         base_dir=config.source.base_dir,
     )
@@ -173,6 +173,7 @@ def assemble(
     equity_every: int = 1, mode: str = "data", speed: float = 0.0, tick_interval: float = 1.0,
     max_ticks: int | None = None, duration: float | None = None, seed: int = 0,
     derived_intervals: Sequence[str] = (), timezone: str = "UTC", candle_grace_seconds: float = 0.0,
+    threaded: bool = False,
     run_id: str | None = None, source: ConfigSource | None = None, clock: Clock | None = None,
     on_signal: Callable[[SignalEvent], None] | None = None, base_dir: Path | None = None,
 ) -> StrategyRunner:
@@ -195,7 +196,7 @@ def assemble(
     loop = TickLoop(
         broker, risk or RiskGate(default_quantity=1), history, recorder, clock, equity_every,
         on_signal, base_interval=feed.interval, aggregators=aggregators,
-        candle_grace_seconds=candle_grace_seconds,
+        candle_grace_seconds=candle_grace_seconds, threaded=threaded,
     )
     for setup in strategies:
         symbols = tuple(setup.symbols or feed.symbols)
@@ -205,7 +206,8 @@ def assemble(
         strategy = _create(setup, symbols, interval, broker, history, base_dir or Path.cwd())
         depth = _history_size(setup, strategy)
         history.depth = max(history.depth, depth)
-        loop.add_host(StrategyHost(
+        host_class = ThreadedHost if threaded else StrategyHost
+        loop.add_host(host_class(
             setup.name, strategy, symbols, setup.max_errors, loop.record_fault,
             sees_all=set(symbols) == set(feed.symbols), interval=interval,
             validator=_validator(setup.validator), history_depth=depth,

@@ -65,6 +65,11 @@ class RunConfig(_Section):
     max_ticks: int | None = Field(None, gt=0, description="Stop after this many steps.")
     duration: float | None = Field(None, gt=0, description="Stop after this many wall seconds.")
     seed: int = Field(42, description="Seed of every random component; recorded with the run.")
+    execution: Literal["inline", "threaded"] = Field(
+        "inline", description="inline: strategies run in the loop's thread (the fastest for light "
+        "strategies); threaded: each in a thread of its own, in lockstep with the loop, so heavy "
+        "strategies overlap. Both give the same records.",
+    )
 
 
 class SyntheticSymbol(_Section):

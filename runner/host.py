@@ -8,6 +8,8 @@ after `max_errors` consecutive failures. A failing strategy never stops the loop
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -197,3 +199,77 @@ def _as_list(result: Any) -> list[Any]:
     if isinstance(result, (list, tuple)):
         return list(result)
     return [result]
+
+
+class ThreadedHost(StrategyHost):
+    """Runs one strategy in a worker thread of its own, in lockstep with the loop.
+
+    Every call into the strategy happens on its thread. The loop hands each step to every
+    threaded host (`begin_tick`), then collects their results in configuration order
+    (`tick_result`), so the runs are as deterministic as inline ones while the strategies'
+    `on_tick` calls overlap. Faults are reported when collected, in that same order.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._held_faults: list[StrategyFault] = []  # reported by the loop thread, in order
+        self._report_fault, self._on_fault = self._on_fault, self._held_faults.append
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._results: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name=f"strategy-{self.name}", daemon=True)
+        self._thread.start()
+
+    def begin_tick(self, market: MarketData, step: int) -> None:
+        self._jobs.put((super().on_tick, (market, step)))
+
+    def tick_result(self) -> list[Any]:
+        return self._result()
+
+    def on_tick(self, market: MarketData, step: int) -> list[Any]:
+        self.begin_tick(market, step)
+        return self.tick_result()
+
+    def start(self, timestamp: datetime | None) -> None:
+        self._run(super().start, timestamp)
+
+    def warm_up(self, history: dict, step: int, timestamp: datetime | None) -> None:
+        self._run(super().warm_up, history, step, timestamp)
+
+    def on_bar(self, bar, step: int) -> list[Any]:
+        return self._run(super().on_bar, bar, step)
+
+    def notify(self, hook: str, value: Any, step: int, timestamp: datetime | None) -> bool:
+        return self._run(super().notify, hook, value, step, timestamp)
+
+    def stop(self, step: int, timestamp: datetime | None) -> list[Any]:
+        return self._run(super().stop, step, timestamp)
+
+    def shut_down(self, step: int, timestamp: datetime | None) -> None:
+        self._run(super().shut_down, step, timestamp)
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _run(self, call: Callable, *args):
+        self._jobs.put((call, args))
+        return self._result()
+
+    def _result(self):
+        outcome = self._results.get()
+        faults = list(self._held_faults)
+        self._held_faults.clear()
+        for fault in faults:
+            self._report_fault(fault)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            call, args = job
+            try:
+                self._results.put(call(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the loop thread, raised there
+                self._results.put(exc)

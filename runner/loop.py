@@ -16,7 +16,7 @@ from decimal import Decimal
 from runner.domain import Action, Bar, Fill, MarketData, Order, OrderStatus, Side, Signal
 from runner.events import EquitySnapshot, SignalEvent, StrategyFault
 from runner.history import HistoryStore
-from runner.host import StrategyHost
+from runner.host import StrategyHost, ThreadedHost
 from runner.intervals import interval_seconds
 from runner.portfolio import Portfolio
 from runner.risk import Denied, RiskGate
@@ -49,6 +49,7 @@ class TickLoop:
         aggregators: builders of the derived intervals strategies run on.
         candle_grace_seconds: with a wall-clock time passed to `step`, a candle counts as
             closed this long after its end even if its last base bar never came.
+        threaded: the hosts are `ThreadedHost`s: each step's `on_tick` calls overlap.
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class TickLoop:
         clock: Clock, equity_every: int = 1,
         on_signal: Callable[[SignalEvent], None] | None = None, base_interval: str = "",
         aggregators: Sequence[CandleAggregator] = (), candle_grace_seconds: float = 0.0,
+        threaded: bool = False,
     ):
         self.broker = broker
         self.portfolio: Portfolio = broker.portfolio
@@ -70,6 +72,7 @@ class TickLoop:
         self.base_interval = base_interval
         self.aggregators = list(aggregators)
         self.candle_grace_seconds = candle_grace_seconds
+        self.threaded = threaded
         self._length = {
             interval: timedelta(seconds=interval_seconds(interval))
             for interval in [base_interval, *(a.interval for a in self.aggregators)] if interval
@@ -130,6 +133,7 @@ class TickLoop:
             latest[bar.symbol] = bar
         fresh = frozenset(bar.symbol for bar in bars)
         complete = interval == self.base_interval and len(market) == len(latest)
+        calls = []
         for host in self.hosts:
             if not host.active or host.interval != interval or host.symbols.isdisjoint(fresh):
                 continue
@@ -143,12 +147,23 @@ class TickLoop:
                     {s: latest[s] for s in host.ordered_symbols if s in latest},
                     tuple(s for s in host.ordered_symbols if s in fresh),
                 )
-            for raw in host.on_tick(view, self.steps):
+            calls.append((host, view))
+        results = self._in_parallel(calls) if self.threaded else None
+        for index, (host, view) in enumerate(calls):
+            raws = results[index] if results is not None else host.on_tick(view, self.steps)
+            for raw in raws:
                 self._submit_signal(host, raw)
             for symbol in view.fresh:
                 for raw in host.on_bar(view[symbol], self.steps):
                     self._submit_signal(host, raw)
             self._serve_requests(host)
+
+    def _in_parallel(self, calls: list[tuple[ThreadedHost, MarketData]]) -> list[list[Any]]:
+        """Hand the step to every threaded strategy, then wait for each: lockstep, so nothing
+        the loop owns changes while they run, and their results are taken in a fixed order."""
+        for host, view in calls:
+            host.begin_tick(view, self.steps)
+        return [host.tick_result() for host, _ in calls]
 
     def _warm(self, host: StrategyHost) -> bool:
         """Call a strategy's `warmup` once its history is full; True when it is warm."""
