@@ -334,6 +334,7 @@ class TickLoop:
 
     def _build_snapshot(self) -> RunSnapshot:
         portfolio = self.portfolio
+        pnl = dict(portfolio.net_pnl_by_strategy(host.name for host in self.hosts))
         return RunSnapshot(
             steps=self.steps, timestamp=self.timestamp, cash=portfolio.cash,
             equity=portfolio.equity(), starting_cash=portfolio.starting_cash,
@@ -343,7 +344,7 @@ class TickLoop:
                     name=host.name, state=host.state.value, calls=host.stats.calls,
                     signals=host.stats.signals, accepted=host.stats.accepted,
                     rejected=host.stats.rejected, errors=host.stats.errors,
-                    pnl=portfolio.net_pnl(host.name), disabled_reason=host.disabled_reason,
+                    pnl=pnl[host.name], disabled_reason=host.disabled_reason,
                     mean_ms=host.stats.mean_ms, max_ms=1000 * host.stats.slowest_seconds,
                 )
                 for host in self.hosts

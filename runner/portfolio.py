@@ -129,9 +129,6 @@ class Portfolio:
     def equity(self) -> Decimal:
         return self.cash + self.market_value()
 
-    def net_pnl(self, strategy: str) -> Decimal:
-        return sum((p.net_pnl for p in self.positions(strategy)), ZERO)
-
     def net_pnl_by_strategy(self, strategies: Iterable[str]) -> tuple[tuple[str, Decimal], ...]:
         """Each strategy's realised + unrealised - fees, in one pass over the holdings."""
         totals = dict.fromkeys(strategies, ZERO)
