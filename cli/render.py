@@ -8,7 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from runner.snapshot import RunSnapshot
+from runner.snapshot import RunSnapshot, StrategySnapshot
 
 
 def money(value: Decimal) -> str:
@@ -78,7 +78,7 @@ def summary(snap: RunSnapshot) -> Group:
     table = Table(title="strategies", title_justify="left", show_edge=False)
     table.add_column("strategy")
     table.add_column("state")
-    for name in ("calls", "signals", "accepted", "rejected", "errors"):
+    for name in ("calls", "signals", "accepted", "rejected", "errors", "ms mean/p95/max", "overruns"):
         table.add_column(name, justify="right")
     table.add_column("P&L (net of fees)", justify="right")
     for s in snap.strategies:
@@ -86,7 +86,8 @@ def summary(snap: RunSnapshot) -> Group:
             s.name, Text(s.state, style="red" if s.state == "disabled" else ""),
             f"{s.calls:,}", f"{s.signals:,}", f"{s.accepted:,}",
             Text(f"{s.rejected:,}", style="yellow" if s.rejected else ""),
-            Text(f"{s.errors:,}", style="red" if s.errors else ""), signed(s.pnl),
+            Text(f"{s.errors:,}", style="red" if s.errors else ""), _timing(s), _overruns(s),
+            signed(s.pnl),
         )
     parts = [totals, Text(), table]
     parts.extend(
@@ -94,6 +95,14 @@ def summary(snap: RunSnapshot) -> Group:
         for s in snap.strategies if s.disabled_reason
     )
     return Group(*parts)
+
+
+def _timing(s: StrategySnapshot) -> str:
+    return f"{s.mean_ms:.2f}/{s.p95_ms:.2f}/{s.max_ms:.2f}"
+
+
+def _overruns(s: StrategySnapshot) -> Text:
+    return Text(f"{s.overruns:,}", style="yellow" if s.overruns else "")
 
 
 LATEST_ORDERS = 6
@@ -105,14 +114,15 @@ def dashboard(snap: RunSnapshot) -> Group:
     errors, open positions, and the latest orders (rejections in yellow)."""
     strategies = Table(show_edge=False, box=None, padding=(0, 1), title="strategies", title_justify="left")
     for name, justify in (("strategy", "left"), ("state", "left"), ("calls", "right"), ("signals", "right"),
-                          ("rejected", "right"), ("errors", "right"), ("ms mean/max", "right"), ("P&L", "right")):
+                          ("rejected", "right"), ("errors", "right"), ("ms mean/p95/max", "right"),
+                          ("overruns", "right"), ("queue", "right"), ("P&L", "right")):
         strategies.add_column(name, justify=justify)
     for s in snap.strategies:
         strategies.add_row(
             s.name, Text(s.state, style="red" if s.state == "disabled" else ""), f"{s.calls:,}",
             f"{s.signals:,}", Text(f"{s.rejected:,}", style="yellow" if s.rejected else ""),
-            Text(f"{s.errors:,}", style="red" if s.errors else ""), f"{s.mean_ms:.2f}/{s.max_ms:.2f}",
-            signed(s.pnl),
+            Text(f"{s.errors:,}", style="red" if s.errors else ""), _timing(s), _overruns(s),
+            f"{s.queue_depth:,}", signed(s.pnl),
         )
     positions = Table(show_edge=False, box=None, padding=(0, 1), title="open positions", title_justify="left")
     for name, justify in (("strategy", "left"), ("symbol", "left"), ("quantity", "right"),

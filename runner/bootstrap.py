@@ -28,7 +28,7 @@ from runner.events import RunStarted, SignalEvent
 from runner.feeds import Feed
 from runner.feeds.synthetic import SyntheticFeed
 from runner.history import HistoryStore
-from runner.host import StrategyHost, ThreadedHost
+from runner.host import StrategyHost
 from runner.intervals import interval_seconds
 from runner.loop import TickLoop
 from runner.pacing import Pacer
@@ -38,6 +38,7 @@ from runner.risk import RiskGate, SignalValidator, signal_validator
 from runner.storage import queries
 from runner.storage.db import open_database
 from runner.storage.recorder import Recorder
+from runner.threaded import ThreadedHost
 from runner.validators import check_config, symbol_problems
 from strategies.base import StrategyContext, StrategyInterface
 
@@ -54,6 +55,7 @@ class StrategySetup:
     max_errors: int = 10
     interval: str | None = None
     validator: str = "standard"
+    subscriptions: dict[str, Sequence[str]] | None = None  # symbols per interval, instead of symbols x interval
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -94,10 +96,15 @@ def build(
         StrategySetup(
             entry.display_name, entry_class(entry, config.source.base_dir), entry.params,
             entry.symbols, entry.max_errors, entry.interval, entry.validator,
+            entry.routes(feed.symbols, feed.interval) if entry.subscriptions else None,
         )
         for entry in enabled
     ]
     run, market = config.run, config.market_data
+    schedule: dict[int, list[tuple[str, dict]]] = {}
+    for scheduled in getattr(market, "add_symbols", ()):
+        spec = scheduled.model_dump(include={"start_price", "drift", "volatility"})
+        schedule.setdefault(scheduled.after_step, []).append((scheduled.symbol, spec))
     return assemble(
         feed=feed, broker=broker, strategies=strategies,
         risk=RiskGate(config.risk.default_quantity, config.risk.max_order_value),
@@ -106,7 +113,7 @@ def build(
         max_ticks=run.max_ticks, duration=run.duration, seed=run.seed,
         derived_intervals=market.derived_intervals, timezone=market.timezone,
         candle_grace_seconds=market.candle_grace_seconds, threaded=run.execution == "threaded",
-        run_id=run_id, source=config.source, clock=clock, on_signal=on_signal,
+        strategy_timeout=run.strategy_timeout, symbol_schedule=schedule, run_id=run_id, source=config.source, clock=clock, on_signal=on_signal,
         base_dir=config.source.base_dir,
     )
 
@@ -153,6 +160,10 @@ def _check_against_data(config: RunnerConfig, feed: Feed) -> None:
         wrong = _interval_problem(entry.interval, feed.interval) if entry.interval else None
         if wrong:
             problems.append(source.problem(("strategies", index, "interval"), wrong))
+        for number, pair in enumerate(entry.subscriptions or ()):
+            wrong = _interval_problem(pair.interval, feed.interval)
+            if wrong:
+                problems.append(source.problem(("strategies", index, "subscriptions", number, "interval"), wrong))
     if problems:
         raise ConfigError(problems)
 
@@ -173,14 +184,16 @@ def assemble(
     equity_every: int = 1, mode: str = "data", speed: float = 0.0, tick_interval: float = 1.0,
     max_ticks: int | None = None, duration: float | None = None, seed: int = 0,
     derived_intervals: Sequence[str] = (), timezone: str = "UTC", candle_grace_seconds: float = 0.0,
-    threaded: bool = False,
+    threaded: bool = False, strategy_timeout: float = 30.0,
+    symbol_schedule: dict[int, list[tuple[str, dict]]] | None = None,
     run_id: str | None = None, source: ConfigSource | None = None, clock: Clock | None = None,
     on_signal: Callable[[SignalEvent], None] | None = None, base_dir: Path | None = None,
 ) -> StrategyRunner:
     """Wire a runner from parts: the feed, the broker, the strategies and the run settings.
 
     Every interval a strategy runs on, and every one in `derived_intervals`, is built from the
-    feed's bars.
+    feed's bars. `threaded` runs each strategy on its own thread: in lockstep with the loop in
+    data mode, never waited for in clock mode.
     """
     clock = clock or WallClock()
     run_id = run_id or new_run_id(clock.now())
@@ -189,29 +202,43 @@ def assemble(
         raise ConfigError(f"run id {run_id!r} already exists in {database}; choose another --run-id")
     recorder = Recorder(engine, run_id)
     history = HistoryStore(0)
-    base_seconds = interval_seconds(feed.interval)
-    wanted = [*derived_intervals, *(s.interval for s in strategies if s.interval)]
-    intervals = list(dict.fromkeys(i for i in wanted if interval_seconds(i) != base_seconds))
+    def own(interval: str) -> str:  # 60m on 1h bars is the bars themselves
+        return feed.interval if interval_seconds(interval) == interval_seconds(feed.interval) else interval
+
+    routes_of = {
+        setup.name: {own(i): tuple(s) for i, s in setup.subscriptions.items()} if setup.subscriptions
+        else {own(setup.interval or feed.interval): tuple(setup.symbols or feed.symbols)}
+        for setup in strategies
+    }
+    wanted = [*map(own, derived_intervals), *(i for routes in routes_of.values() for i in routes)]
+    intervals = [i for i in dict.fromkeys(wanted) if i != feed.interval]
     aggregators = [CandleAggregator(interval, feed.interval, timezone) for interval in intervals]
+    execution = "inline" if not threaded else "lockstep" if mode == "data" else "free"
     loop = TickLoop(
         broker, risk or RiskGate(default_quantity=1), history, recorder, clock, equity_every,
         on_signal, base_interval=feed.interval, aggregators=aggregators,
-        candle_grace_seconds=candle_grace_seconds, threaded=threaded,
+        candle_grace_seconds=candle_grace_seconds, execution=execution,
+        symbol_source=getattr(feed, "symbol_source", None), symbol_schedule=symbol_schedule,
     )
     for setup in strategies:
-        symbols = tuple(setup.symbols or feed.symbols)
-        interval = setup.interval or feed.interval
-        if interval_seconds(interval) == base_seconds:  # 60m on 1h bars is the bars themselves
-            interval = feed.interval
+        routes = routes_of[setup.name]
+        interval = next(iter(routes))
+        symbols = tuple(dict.fromkeys(s for symbols in routes.values() for s in symbols))
         strategy = _create(setup, symbols, interval, broker, history, base_dir or Path.cwd())
         depth = _history_size(setup, strategy)
         history.depth = max(history.depth, depth)
-        host_class = ThreadedHost if threaded else StrategyHost
-        loop.add_host(host_class(
-            setup.name, strategy, symbols, setup.max_errors, loop.record_fault,
-            sees_all=set(symbols) == set(feed.symbols), interval=interval,
+        common = dict(
             validator=_validator(setup.validator), history_depth=depth,
-        ))
+            follows_new_symbols=setup.symbols is None and setup.subscriptions is None,
+        )
+        if threaded:
+            host = ThreadedHost(
+                setup.name, strategy, routes, setup.max_errors, loop.record_fault,
+                lockstep=execution == "lockstep", timeout=strategy_timeout, **common,
+            )
+        else:
+            host = StrategyHost(setup.name, strategy, routes, setup.max_errors, loop.record_fault, **common)
+        loop.add_host(host)
     source = source or ConfigSource("<python>", "")
     started = RunStarted(run_id, clock.now(), source.path, source.text, source.sha256, seed)
     return StrategyRunner(

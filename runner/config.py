@@ -13,7 +13,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -67,8 +67,13 @@ class RunConfig(_Section):
     seed: int = Field(42, description="Seed of every random component; recorded with the run.")
     execution: Literal["inline", "threaded"] = Field(
         "inline", description="inline: strategies run in the loop's thread (the fastest for light "
-        "strategies); threaded: each in a thread of its own, in lockstep with the loop, so heavy "
-        "strategies overlap. Both give the same records.",
+        "strategies); threaded: each in a thread of its own. In data mode threaded strategies run "
+        "in lockstep with the loop (the same records as inline); in clock mode nothing waits for "
+        "them: a busy strategy gets only the newest data, and what it missed counts as overruns.",
+    )
+    strategy_timeout: float = Field(
+        30.0, gt=0, description="Threaded only: seconds a strategy call may take before the "
+        "strategy is marked stuck and disabled (the others go on).",
     )
 
 
@@ -115,6 +120,13 @@ def _or_list_of_names(schema: dict) -> None:
     schema["anyOf"] = [mapping, {"type": "array", "items": {"type": "string"}, "minItems": 1}]
 
 
+class ScheduledSymbol(SyntheticSymbol):
+    """A synthetic symbol that joins the run after a given step."""
+
+    symbol: str = Field(min_length=1, description="Its name.")
+    after_step: int = Field(ge=0, description="It is traded from the step after this one.")
+
+
 class SyntheticFeedConfig(_MarketDataSection):
     """Seeded synthetic OHLCV bars for any number of symbols."""
 
@@ -131,10 +143,23 @@ class SyntheticFeedConfig(_MarketDataSection):
     )
     price_precision: int = Field(2, ge=0, le=8, description="Decimal places of generated prices.")
     base_volume: int = Field(10_000, gt=0, description="Mean volume of one bar.")
+    add_symbols: list[ScheduledSymbol] = Field(
+        default_factory=list, description="Symbols that join during the run, as a scanner would "
+        "add them: each {symbol, after_step, start_price, drift, volatility}.",
+    )
 
     @property
     def symbol_names(self) -> list[str]:
         return list(self.symbols)
+
+    @model_validator(mode="after")
+    def _new_symbols_are_new(self) -> SyntheticFeedConfig:
+        seen = set(self.symbols)
+        for scheduled in self.add_symbols:
+            if scheduled.symbol in seen:
+                raise ValueError(f"add_symbols: {scheduled.symbol} is already a symbol of the feed")
+            seen.add(scheduled.symbol)
+        return self
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -303,6 +328,13 @@ class RiskConfig(_Section):
     )
 
 
+class Subscription(_Section):
+    """One (symbol, interval) pair a strategy is called for."""
+
+    symbol: str = Field(min_length=1, description="A symbol of the market data.")
+    interval: Interval = Field(description="A candle interval: the data's own or a multiple of it.")
+
+
 class StrategyEntry(_Section):
     """One strategy to run, named by exactly one of `type`, `module` or `file`."""
 
@@ -326,6 +358,11 @@ class StrategyEntry(_Section):
         None, description="Candle interval it runs on (called once per closed candle); default: "
         "the base interval of the market data.",
     )
+    subscriptions: list[Subscription] | None = Field(
+        None, min_length=1, description="Explicit (symbol, interval) pairs it is called for, "
+        "instead of `symbols` x `interval`; the first pair's interval is its own (history, "
+        "warmup).",
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="The strategy's parameters.")
     enabled: bool = Field(True, description="false keeps the entry but does not run it.")
     max_errors: int = Field(
@@ -346,7 +383,18 @@ class StrategyEntry(_Section):
             )
         if self.class_name and self.type:
             raise ValueError("`class` goes with `module` or `file`, not with `type`")
+        if self.subscriptions and (self.symbols or self.interval):
+            raise ValueError("give either `subscriptions` or `symbols`/`interval`, not both")
         return self
+
+    def routes(self, all_symbols: Sequence[str], base_interval: str) -> dict[str, tuple[str, ...]]:
+        """Its subscriptions as symbols per interval, its own interval first."""
+        if not self.subscriptions:
+            return {self.interval or base_interval: tuple(self.symbols or all_symbols)}
+        routes: dict[str, tuple[str, ...]] = {}
+        for pair in self.subscriptions:
+            routes[pair.interval] = tuple(dict.fromkeys((*routes.get(pair.interval, ()), pair.symbol)))
+        return routes
 
     @property
     def display_name(self) -> str:

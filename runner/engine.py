@@ -121,6 +121,26 @@ class StrategyRunner:
                 self._status = RunStatus.RUNNING
                 self._resume.set()
 
+    def add_symbol(self, symbol: str, **spec) -> None:
+        """Trade `symbol` from the step after the current one (safe from any thread, also while
+        running). Strategies that take every symbol subscribe to it and are told through
+        `on_symbol_added`. `spec` describes a synthetic symbol: start_price, drift, volatility.
+
+        Raises:
+            ValueError: the market data cannot add symbols, the symbol is traded already, or
+                the spec is wrong.
+        """
+        source = self.loop.symbol_source
+        if source is None:
+            raise ValueError("this market data cannot add symbols during a run (the synthetic feed can)")
+        if symbol in self.loop.broker.symbols:
+            raise ValueError(f"symbol {symbol!r} is already traded")
+        try:
+            add = source(symbol, **spec)
+        except TypeError as exc:
+            raise ValueError(f"cannot add symbol {symbol!r}: {exc}") from None
+        self.loop.request_symbol(symbol, add)
+
     def status(self) -> RunStatus:
         return self._status
 

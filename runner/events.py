@@ -51,6 +51,16 @@ class StrategyFault:
 
 
 @dataclass(frozen=True, slots=True)
+class SymbolAdded:
+    """A symbol joined the run after `step`; `requested_by` names the strategy that asked."""
+
+    symbol: str
+    step: int
+    timestamp: datetime | None
+    requested_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RunStarted:
     run_id: str
     started_at: datetime

@@ -8,11 +8,9 @@ after `max_errors` consecutive failures. A failing strategy never stops the loop
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 from runner.domain import MarketData
 from runner.events import StrategyFault
 from runner.risk import SignalValidator, no_validation
+from runner.timing import LatencyHistogram
 from strategies.base import StrategyInterface
 
 log = logging.getLogger(__name__)
@@ -34,19 +33,16 @@ class HostState(str, Enum):
 
 @dataclass
 class StrategyStats:
-    """Counters of one strategy, owned by the loop thread."""
+    """Counters of one strategy. `calls`, `errors` and `latency` are written by the thread that
+    calls the strategy, the rest by the loop thread."""
 
     calls: int = 0
     signals: int = 0
     accepted: int = 0
     rejected: int = 0
     errors: int = 0
-    busy_seconds: float = 0.0  # time spent in on_tick
-    slowest_seconds: float = 0.0
-
-    @property
-    def mean_ms(self) -> float:
-        return 1000 * self.busy_seconds / self.calls if self.calls else 0.0
+    overruns: int = 0  # market data it never saw because it was still busy (clock-driven, threaded)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)  # of on_tick calls
 
 
 class StrategyHost:
@@ -55,33 +51,35 @@ class StrategyHost:
     Args:
         name: the strategy's name in records.
         strategy: the user's object.
-        symbols: symbols it subscribes to; it sees only these.
+        routes: its subscriptions, (symbols in order) per candle interval; the first interval
+            is its own (the one `history` and `warmup` use). It sees only these.
         max_errors: consecutive errors after which it is disabled.
         on_fault: called with each fault, to record it.
-        sees_all: True when `symbols` are all the feed's symbols, so steps need no filtering.
-        interval: the candle interval it is called on.
         validator: checks each of its signals before sizing (see risk.py).
         history_depth: bars per symbol its `history_size()` asked for (read once, at creation).
+        follows_new_symbols: it subscribes to every symbol, so symbols added mid-run join it.
 
     Optional hooks are called only when the strategy defines them: `load_model()` before
     `on_start` (returning False or raising disables the strategy), `warmup(history)` once its
     history is full (`on_tick` is not called before), `on_bar(bar)` after `on_tick` for each
-    new bar, `on_fill`, `on_order_rejected`, and `shutdown()` at the very end.
+    new bar, `on_fill`, `on_order_rejected`, `on_symbol_added(symbol)`, and `shutdown()` at
+    the very end.
     """
 
     def __init__(
-        self, name: str, strategy: StrategyInterface, symbols: tuple[str, ...], max_errors: int,
-        on_fault: Callable[[StrategyFault], None], sees_all: bool = False, interval: str = "",
+        self, name: str, strategy: StrategyInterface, routes: dict[str, tuple[str, ...]],
+        max_errors: int, on_fault: Callable[[StrategyFault], None],
         validator: SignalValidator = no_validation, history_depth: int = 0,
+        follows_new_symbols: bool = False,
     ):
         self.name = name
         self.strategy = strategy
-        self.symbols = frozenset(symbols)
-        self.ordered_symbols = symbols
-        self.sees_all = sees_all
-        self.interval = interval
+        self.routes = {interval: tuple(symbols) for interval, symbols in routes.items()}
+        self.interval = next(iter(self.routes))
+        self.symbols = frozenset(s for symbols in self.routes.values() for s in symbols)
         self.validator = validator
         self.history_depth = history_depth
+        self.follows_new_symbols = follows_new_symbols
         self.warming = callable(getattr(strategy, "warmup", None)) and history_depth > 0
         self.max_errors = max_errors
         self.state = HostState.CREATED
@@ -89,6 +87,21 @@ class StrategyHost:
         self.disabled_reason = ""
         self._consecutive_errors: dict[str, int] = {}  # per hook: a hook that always fails is caught
         self._on_fault = on_fault
+
+    @property
+    def ordered_symbols(self) -> tuple[str, ...]:
+        """The symbols of its own interval, in configuration order."""
+        return self.routes[self.interval]
+
+    def subscribe(self, symbol: str, interval: str) -> None:
+        """Add a (symbol, interval) pair; the strategy's context lists the new symbol too."""
+        symbols = self.routes.get(interval, ())
+        if symbol not in symbols:
+            self.routes[interval] = (*symbols, symbol)
+            self.symbols = self.symbols | {symbol}
+            self.strategy.context.symbols = tuple(dict.fromkeys((*self.strategy.context.symbols, symbol)))
+
+    queue_depth = 0  # an inline strategy is called at once: nothing waits for it
 
     @property
     def active(self) -> bool:
@@ -130,14 +143,10 @@ class StrategyHost:
 
     def on_tick(self, market: MarketData, step: int) -> list[Any]:
         """Call `on_tick`; return what it returned as a list (empty on error or None)."""
-        stats = self.stats
-        stats.calls += 1
+        self.stats.calls += 1
         started = time.perf_counter()
         result = self._guard("on_tick", step, market.timestamp, self.strategy.on_tick, market)
-        took = time.perf_counter() - started
-        stats.busy_seconds += took
-        if took > stats.slowest_seconds:
-            stats.slowest_seconds = took
+        self.stats.latency.add(time.perf_counter() - started)
         return _as_list(result)
 
     def notify(self, hook: str, value: Any, step: int, timestamp: datetime | None) -> bool:
@@ -199,77 +208,3 @@ def _as_list(result: Any) -> list[Any]:
     if isinstance(result, (list, tuple)):
         return list(result)
     return [result]
-
-
-class ThreadedHost(StrategyHost):
-    """Runs one strategy in a worker thread of its own, in lockstep with the loop.
-
-    Every call into the strategy happens on its thread. The loop hands each step to every
-    threaded host (`begin_tick`), then collects their results in configuration order
-    (`tick_result`), so the runs are as deterministic as inline ones while the strategies'
-    `on_tick` calls overlap. Faults are reported when collected, in that same order.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._held_faults: list[StrategyFault] = []  # reported by the loop thread, in order
-        self._report_fault, self._on_fault = self._on_fault, self._held_faults.append
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._results: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._work, name=f"strategy-{self.name}", daemon=True)
-        self._thread.start()
-
-    def begin_tick(self, market: MarketData, step: int) -> None:
-        self._jobs.put((super().on_tick, (market, step)))
-
-    def tick_result(self) -> list[Any]:
-        return self._result()
-
-    def on_tick(self, market: MarketData, step: int) -> list[Any]:
-        self.begin_tick(market, step)
-        return self.tick_result()
-
-    def start(self, timestamp: datetime | None) -> None:
-        self._run(super().start, timestamp)
-
-    def warm_up(self, history: dict, step: int, timestamp: datetime | None) -> None:
-        self._run(super().warm_up, history, step, timestamp)
-
-    def on_bar(self, bar, step: int) -> list[Any]:
-        return self._run(super().on_bar, bar, step)
-
-    def notify(self, hook: str, value: Any, step: int, timestamp: datetime | None) -> bool:
-        return self._run(super().notify, hook, value, step, timestamp)
-
-    def stop(self, step: int, timestamp: datetime | None) -> list[Any]:
-        return self._run(super().stop, step, timestamp)
-
-    def shut_down(self, step: int, timestamp: datetime | None) -> None:
-        self._run(super().shut_down, step, timestamp)
-        self._jobs.put(None)
-        self._thread.join()
-
-    def _run(self, call: Callable, *args):
-        self._jobs.put((call, args))
-        return self._result()
-
-    def _result(self):
-        outcome = self._results.get()
-        faults = list(self._held_faults)
-        self._held_faults.clear()
-        for fault in faults:
-            self._report_fault(fault)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            call, args = job
-            try:
-                self._results.put(call(*args))
-            except BaseException as exc:  # noqa: BLE001 - handed to the loop thread, raised there
-                self._results.put(exc)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
 from datetime import datetime, timedelta
-from typing import Any, Protocol
 
 from runner.bars import CandleAggregator
 from runner.clock import Clock
@@ -14,9 +14,9 @@ from runner.broker import Broker, BrokerEvent
 from decimal import Decimal
 
 from runner.domain import Action, Bar, Fill, MarketData, Order, OrderStatus, Side, Signal
-from runner.events import EquitySnapshot, SignalEvent, StrategyFault
+from runner.events import EquitySnapshot, SignalEvent, StrategyFault, SymbolAdded
 from runner.history import HistoryStore
-from runner.host import StrategyHost, ThreadedHost
+from runner.host import StrategyHost
 from runner.intervals import interval_seconds
 from runner.portfolio import Portfolio
 from runner.risk import Denied, RiskGate
@@ -26,6 +26,22 @@ from runner.snapshot import RunSnapshot, StrategySnapshot
 SNAPSHOT_EVERY_SECONDS = 0.1
 RECENT_ORDERS = 24  # order states kept for the live view (a few per order)
 log = logging.getLogger(__name__)
+
+
+AddSymbol = Callable[[], None]
+"""Adds a prepared symbol to the feed (called in the loop thread, between steps)."""
+SymbolSource = Callable[..., AddSymbol]
+"""Prepares a new symbol for the feed: `source(symbol, **spec)` checks the spec and returns the
+function that adds it. Raises ValueError for a bad spec."""
+
+
+class Route(NamedTuple):
+    """One strategy's subscription at one interval, resolved once (and again when symbols change)."""
+
+    host: StrategyHost
+    symbols: frozenset[str]
+    ordered: tuple[str, ...]
+    sees_all: bool  # it takes every symbol of the feed, so a full step needs no filtering
 
 
 class Sink(Protocol):
@@ -49,7 +65,10 @@ class TickLoop:
         aggregators: builders of the derived intervals strategies run on.
         candle_grace_seconds: with a wall-clock time passed to `step`, a candle counts as
             closed this long after its end even if its last base bar never came.
-        threaded: the hosts are `ThreadedHost`s: each step's `on_tick` calls overlap.
+        execution: "inline" (strategies called in this thread), "lockstep" (threaded hosts,
+            each step waited for) or "free" (threaded hosts, never waited for; clock-driven).
+        symbol_source: how the feed takes symbols added mid-run (None: it cannot).
+        symbol_schedule: symbols to add after given steps: {step: [(symbol, spec), ...]}.
     """
 
     def __init__(
@@ -57,7 +76,8 @@ class TickLoop:
         clock: Clock, equity_every: int = 1,
         on_signal: Callable[[SignalEvent], None] | None = None, base_interval: str = "",
         aggregators: Sequence[CandleAggregator] = (), candle_grace_seconds: float = 0.0,
-        threaded: bool = False,
+        execution: str = "inline", symbol_source: SymbolSource | None = None,
+        symbol_schedule: dict[int, list[tuple[str, dict]]] | None = None,
     ):
         self.broker = broker
         self.portfolio: Portfolio = broker.portfolio
@@ -72,7 +92,11 @@ class TickLoop:
         self.base_interval = base_interval
         self.aggregators = list(aggregators)
         self.candle_grace_seconds = candle_grace_seconds
-        self.threaded = threaded
+        self.execution = execution
+        self.symbol_source = symbol_source
+        self.symbol_schedule = symbol_schedule or {}
+        self._symbol_requests: deque[tuple[str, AddSymbol]] = deque()  # from other threads
+        self._routes: dict[str, list[Route]] = {}
         self._length = {
             interval: timedelta(seconds=interval_seconds(interval))
             for interval in [base_interval, *(a.interval for a in self.aggregators)] if interval
@@ -96,10 +120,14 @@ class TickLoop:
         self.timestamp = market.timestamp
         self._publish(self.broker.match(market))
         self.portfolio.mark(market)
+        if self.execution == "free":
+            self._collect()
         for interval, bars in self._closed_candles(market, now):
             self._dispatch(interval, bars, market)
         if self.steps % self.equity_every == 0:
             self._record_equity()
+        if self._symbol_requests or self.steps in self.symbol_schedule:
+            self._add_requested_symbols()
         self._flush()
 
     def _closed_candles(self, market: MarketData, now: datetime | None) -> list[tuple[str, list[Bar]]]:
@@ -134,21 +162,26 @@ class TickLoop:
         fresh = frozenset(bar.symbol for bar in bars)
         complete = interval == self.base_interval and len(market) == len(latest)
         calls = []
-        for host in self.hosts:
-            if not host.active or host.interval != interval or host.symbols.isdisjoint(fresh):
+        for route in self._routes.get(interval, ()):
+            host = route.host
+            if not host.active or route.symbols.isdisjoint(fresh):
                 continue
             if host.warming and not self._warm(host):
                 continue
-            if host.sees_all and complete:
+            if route.sees_all and complete:
                 view = market
             else:
                 view = MarketData(
                     bars[0].timestamp if interval != self.base_interval else market.timestamp, interval,
-                    {s: latest[s] for s in host.ordered_symbols if s in latest},
-                    tuple(s for s in host.ordered_symbols if s in fresh),
+                    {s: latest[s] for s in route.ordered if s in latest},
+                    tuple(s for s in route.ordered if s in fresh),
                 )
             calls.append((host, view))
-        results = self._in_parallel(calls) if self.threaded else None
+        if self.execution == "free":
+            for host, view in calls:
+                host.begin_tick(view, self.steps)  # its signals are taken by a later `_collect`
+            return
+        results = self._in_parallel(calls) if self.execution == "lockstep" else None
         for index, (host, view) in enumerate(calls):
             raws = results[index] if results is not None else host.on_tick(view, self.steps)
             for raw in raws:
@@ -158,7 +191,15 @@ class TickLoop:
                     self._submit_signal(host, raw)
             self._serve_requests(host)
 
-    def _in_parallel(self, calls: list[tuple[ThreadedHost, MarketData]]) -> list[list[Any]]:
+    def _collect(self) -> None:
+        """Free-running hosts: submit the signals of every call finished since the last step."""
+        for host in self.hosts:
+            for raws in host.collect():
+                for raw in raws:
+                    self._submit_signal(host, raw)
+            self._serve_requests(host)
+
+    def _in_parallel(self, calls: list[tuple[Any, MarketData]]) -> list[list[Any]]:
         """Hand the step to every threaded strategy, then wait for each: lockstep, so nothing
         the loop owns changes while they run, and their results are taken in a fixed order."""
         for host, view in calls:
@@ -179,6 +220,10 @@ class TickLoop:
     def finish(self, timestamp: datetime) -> None:
         """Stop the strategies, fill their closing orders at the last price, cancel the rest."""
         timestamp = self.timestamp or timestamp
+        if self.execution == "free":
+            for host in self.hosts:
+                host.tick_result()  # wait (bounded) for the call in progress
+            self._collect()
         for host in self.hosts:
             for raw in host.stop(self.steps, timestamp):
                 order = self._submit_signal(host, raw)
@@ -191,11 +236,64 @@ class TickLoop:
         if self.steps:
             self._record_equity()  # after the closing fills; replaces this step's earlier row
         self._flush(force_snapshot=True)
+        self.sink.submit(list(self._snapshot.strategies))  # each strategy's counters and timing
 
     def add_host(self, host: StrategyHost) -> None:
         """Add a strategy; it is called from the next step on."""
         self.hosts.append(host)
         self._hosts_by_name[host.name] = host
+        self._route()
+
+    def _route(self) -> None:
+        """Build the routing map: per interval, the strategies subscribed to it, in order."""
+        routes: dict[str, list[Route]] = {}
+        every = self.broker.symbols
+        for host in self.hosts:
+            for interval, symbols in host.routes.items():
+                sees_all = interval == self.base_interval and set(symbols) == every
+                routes.setdefault(interval, []).append(Route(host, frozenset(symbols), symbols, sees_all))
+        self._routes = routes
+
+    def request_symbol(self, symbol: str, add: AddSymbol) -> None:
+        """Add a symbol after the current step (safe to call from any thread)."""
+        self._symbol_requests.append((symbol, add))
+
+    def _add_requested_symbols(self) -> None:
+        for symbol, spec in self.symbol_schedule.pop(self.steps, ()):
+            self._add_symbol(symbol, spec)
+        while self._symbol_requests:
+            symbol, add = self._symbol_requests.popleft()
+            self._add_symbol(symbol, add=add)
+
+    def _add_symbol(
+        self, symbol: str, spec: dict | None = None, requester: StrategyHost | None = None,
+        add: AddSymbol | None = None,
+    ) -> str | None:
+        """Trade `symbol` from the next step: the feed carries it, the broker accepts it, and the
+        strategies that follow every symbol (and the one that asked for it) subscribe to it and
+        are told through `on_symbol_added`. Returns why it cannot be added, if it cannot."""
+        if symbol in self.broker.symbols:
+            if requester is None or symbol in requester.symbols:
+                return f"symbol {symbol!r} is already traded"
+        elif add is None:
+            if self.symbol_source is None:
+                return "this market data cannot add symbols during a run"
+            try:
+                add = self.symbol_source(symbol, **(spec or {}))
+            except (TypeError, ValueError) as exc:
+                return f"cannot add symbol {symbol!r}: {exc}"
+        if add is not None:
+            add()
+            self.broker.add_symbol(symbol)
+        joined = [h for h in self.hosts if h is requester or (h.follows_new_symbols and symbol not in h.symbols)]
+        for host in joined:
+            host.subscribe(symbol, host.interval)
+        self._route()
+        self._records.append(SymbolAdded(symbol, self.steps, self.timestamp, requester.name if requester else ""))
+        for host in joined:
+            if host.notify("on_symbol_added", symbol, self.steps, self.timestamp):
+                self._serve_requests(host)
+        return None
 
     def record_fault(self, fault: StrategyFault) -> None:
         self._records.append(fault)
@@ -243,6 +341,11 @@ class TickLoop:
     def _serve_requests(self, host: StrategyHost) -> None:
         """Carry out the cancel and modify requests a strategy made through its context."""
         for request in host.strategy.context.take_requests():
+            if request.action == "add_symbol":
+                refusal = self._add_symbol(request.symbol, request.changes, requester=host)
+                if refusal:
+                    self._deny(host, None, f"add_symbol refused: {refusal}", raw=str(request))
+                continue
             if request.action == "cancel":
                 states, refusal = self.broker.cancel(host.name, request.order_id, self.timestamp, "cancelled by the strategy")
             else:
@@ -340,12 +443,13 @@ class TickLoop:
             equity=portfolio.equity(), starting_cash=portfolio.starting_cash,
             orders=self.orders, fills=self.fills, rejections=self.rejections,
             strategies=tuple(
-                StrategySnapshot(
+                StrategySnapshot.timed(
                     name=host.name, state=host.state.value, calls=host.stats.calls,
                     signals=host.stats.signals, accepted=host.stats.accepted,
                     rejected=host.stats.rejected, errors=host.stats.errors,
                     pnl=pnl[host.name], disabled_reason=host.disabled_reason,
-                    mean_ms=host.stats.mean_ms, max_ms=1000 * host.stats.slowest_seconds,
+                    overruns=host.stats.overruns, queue_depth=host.queue_depth,
+                    latency=host.stats.latency,
                 )
                 for host in self.hosts
             ),

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from runner.domain import Order, Position
+from runner.timing import LatencyHistogram
 from typing import Any
 
 
@@ -21,8 +22,27 @@ class StrategySnapshot:
     errors: int
     pnl: Decimal
     disabled_reason: str = ""
-    mean_ms: float = 0.0
+    mean_ms: float = 0.0  # on_tick processing time
+    p95_ms: float = 0.0
     max_ms: float = 0.0
+    overruns: int = 0  # market data it missed while busy (clock-driven, threaded)
+    queue_depth: int = 0  # notifications waiting for it now
+    latency: LatencyHistogram | None = None  # its on_tick times (a copy), for telemetry
+
+    @classmethod
+    def timed(cls, *args, latency: LatencyHistogram, **kwargs) -> StrategySnapshot:
+        """A snapshot whose timing figures come from `latency` (copied)."""
+        return cls(
+            *args, mean_ms=1000 * latency.mean, p95_ms=1000 * latency.quantile(0.95),
+            max_ms=1000 * latency.slowest, latency=latency.copy(), **kwargs,
+        )
+
+    def timing(self) -> dict[str, Any]:
+        """Calls and processing time as stored and printed (milliseconds)."""
+        return {
+            "calls": self.calls, "mean_ms": round(self.mean_ms, 4), "p95_ms": round(self.p95_ms, 4),
+            "max_ms": round(self.max_ms, 4), "overruns": self.overruns, "queue_depth": self.queue_depth,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +101,9 @@ class RunSnapshot:
             "errors": {s.name: s.errors for s in self.strategies},
             "strategies": {
                 s.name: {
-                    "state": s.state, "calls": s.calls, "signals": s.signals,
+                    "state": s.state, "signals": s.signals,
                     "accepted": s.accepted, "rejected": s.rejected, "errors": s.errors,
-                    "pnl": str(s.pnl), "disabled_reason": s.disabled_reason,
-                    "mean_ms": round(s.mean_ms, 4), "max_ms": round(s.max_ms, 4),
+                    "pnl": str(s.pnl), "disabled_reason": s.disabled_reason, **s.timing(),
                 }
                 for s in self.strategies
             },

@@ -44,13 +44,18 @@ def symbol_problems(config: RunnerConfig, available: Iterable[str] | None = None
     if not available:
         return []
     problems = []
+    has = f"market_data has: {', '.join(sorted(available))}"
     for index, entry in enumerate(config.strategies):
         unknown = [s for s in entry.symbols or () if s not in available]
         if unknown:
             problems.append(config.source.problem(
-                ("strategies", index, "symbols"),
-                f"unknown symbol(s) {', '.join(unknown)}; market_data has: {', '.join(sorted(available))}",
+                ("strategies", index, "symbols"), f"unknown symbol(s) {', '.join(unknown)}; {has}",
             ))
+        for number, pair in enumerate(entry.subscriptions or ()):
+            if pair.symbol not in available:
+                problems.append(config.source.problem(
+                    ("strategies", index, "subscriptions", number, "symbol"), f"unknown symbol {pair.symbol}; {has}",
+                ))
     return problems
 
 

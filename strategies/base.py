@@ -42,15 +42,18 @@ class NoParams(StrategyParams):
 
 @dataclass(frozen=True, slots=True)
 class OrderChange:
-    """A cancel or modify request a strategy made; the runner carries it out after the hook."""
+    """A request a strategy made (cancel or modify an order, add a symbol); the runner carries
+    it out after the hook."""
 
-    action: str  # "cancel" or "modify"
-    order_id: int
-    changes: dict[str, Decimal] = field(default_factory=dict)
+    action: str  # "cancel", "modify" or "add_symbol"
+    order_id: int = 0
+    changes: dict[str, Any] = field(default_factory=dict)  # new order terms, or the symbol's spec
+    symbol: str = ""
 
     def __str__(self) -> str:
         terms = ", ".join(f"{key}={value}" for key, value in self.changes.items())
-        return f"{self.action} order {self.order_id}" + (f" ({terms})" if terms else "")
+        subject = f"symbol {self.symbol}" if self.symbol else f"order {self.order_id}"
+        return f"{self.action} {subject}" + (f" ({terms})" if terms else "")
 
 
 class BookReader(Protocol):
@@ -121,6 +124,19 @@ class StrategyContext:
         terms = (("quantity", quantity), ("limit_price", limit_price), ("stop_price", stop_price))
         changes = {key: positive_number(value, key) for key, value in terms if value is not None}
         self._requests.append(OrderChange("modify", order_id, changes))
+
+    def add_symbol(self, symbol: str, **spec: Any) -> None:
+        """Ask the runner to trade `symbol` from the next step, as a scanner would; this
+        strategy subscribes to it and is told through `on_symbol_added`. `spec` describes a
+        synthetic symbol (start_price, drift, volatility). A refusal (a feed that cannot add
+        symbols, a bad spec) is recorded as a rejected request.
+
+        Raises:
+            TypeError: `symbol` is not a non-empty string.
+        """
+        if not isinstance(symbol, str) or not symbol.strip():
+            raise TypeError(f"a symbol is a non-empty string, got {symbol!r}")
+        self._requests.append(OrderChange("add_symbol", changes=dict(spec), symbol=symbol.strip()))
 
     def take_requests(self) -> list[OrderChange]:
         """Hand the pending cancel/modify requests to the runner (called by the runner)."""

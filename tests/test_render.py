@@ -55,13 +55,17 @@ def test_the_dashboard_shows_strategies_timing_positions_and_the_latest_orders()
         for i, status, reason in [(1, OrderStatus.NEW, ""), (1, OrderStatus.FILLED, ""),
                                   (2, OrderStatus.REJECTED, "insufficient cash: needs about 500.00")]
     )
-    strategy = StrategySnapshot("ma", "running", 250, 4, 3, 1, 2, Decimal("12.5"), mean_ms=0.25, max_ms=3.5)
+    strategy = StrategySnapshot(
+        "ma", "running", 250, 4, 3, 1, 2, Decimal("12.5"), mean_ms=0.25, p95_ms=1.25, max_ms=3.5,
+        overruns=17, queue_depth=1,
+    )
     text = text_of(dashboard(snap(
         total_steps=1000, strategies=(strategy,), recent_orders=orders,
         open_positions=(Position("ma", "AAA", Decimal(5), Decimal(100), last_price=Decimal(101)),),
     )))
     assert "25%" in text and "ETA 0:15" in text
-    assert "0.25/3.5" in text  # mean and slowest on_tick, in ms
+    assert "0.25/1.25/3.50" in text  # mean, p95 and slowest on_tick, in ms
+    assert "overruns" in text and "17" in text and "queue" in text
     assert "+5.00" in text  # unrealised P&L of the open position
     assert "insufficient cash: needs about 500.00" in text and "REJECTED" in text
     assert text.count("FILLED") == 1 and "NEW" not in text  # one row per order, its latest state

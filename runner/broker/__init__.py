@@ -17,6 +17,10 @@ BrokerEvent = Order | Fill
 
 class Broker(Protocol):
     portfolio: Portfolio
+    symbols: frozenset[str]
+
+    def add_symbol(self, symbol: str) -> None:
+        """Accept orders for `symbol` from now on."""
 
     def submit(self, strategy: str, request: OrderRequest, timestamp: datetime) -> list[Order]:
         """Create an order; return its states (NEW, then ACCEPTED or REJECTED)."""

@@ -61,6 +61,10 @@ class PaperBroker:
         self._next_order_id = 1
         self._next_fill_id = 1
 
+    def add_symbol(self, symbol: str) -> None:
+        """Accept orders for `symbol` from now on (a symbol added during the run)."""
+        self.symbols = self.symbols | {symbol}
+
     def orders_of(self, strategy: str) -> list[Order]:
         """The working orders of a strategy, oldest first."""
         return [order for order in self._working.values() if order.strategy == strategy]

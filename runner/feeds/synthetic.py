@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
@@ -67,13 +67,45 @@ class SyntheticFeed:
         self.symbols = tuple(symbols)
         self._step = timedelta(seconds=interval_seconds(interval))
         self._start = start
+        self._seed, self._precision, self._base_volume = seed, precision, base_volume
         self._paths = [
-            SymbolPath(
-                name, params.start_price, params.drift, params.volatility,
-                interval_seconds(interval), seed, precision, base_volume,
-            )
+            self._path(name, params.start_price, params.drift, params.volatility)
             for name, params in symbols.items()
         ]
+
+    def _path(self, symbol: str, start_price, drift: float, volatility: float) -> SymbolPath:
+        return SymbolPath(
+            symbol, start_price, drift, volatility, interval_seconds(self.interval), self._seed,
+            self._precision, self._base_volume,
+        )
+
+    def symbol_source(
+        self, symbol: str, start_price: float | str | Decimal = 100, drift: float = 0.0,
+        volatility: float = 0.2,
+    ) -> Callable[[], None]:
+        """Prepare a symbol to join the feed (its bars seeded like the others'); the returned
+        function adds it, from the next step on.
+
+        Raises:
+            ValueError: the symbol exists already, or a number is out of range.
+        """
+        if symbol in self.symbols:
+            raise ValueError(f"{symbol} is already in the feed")
+        try:
+            price = Decimal(str(start_price))
+        except ArithmeticError:
+            raise ValueError(f"start_price must be a number, got {start_price!r}") from None
+        if not price.is_finite() or price <= 0:
+            raise ValueError(f"start_price must be a number > 0, got {start_price!r}")
+        if not 0 <= float(volatility) <= 5 or not -10 <= float(drift) <= 10:
+            raise ValueError(f"volatility must be in [0, 5] and drift in [-10, 10], got {volatility!r}, {drift!r}")
+        path = self._path(symbol, price, float(drift), float(volatility))
+
+        def add() -> None:
+            self._paths.append(path)
+            self.symbols = (*self.symbols, symbol)
+
+        return add
 
     def __iter__(self) -> Iterator[MarketData]:
         timestamp = self._start

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from runner.domain import Fill, Order, Position
-from runner.events import EquitySnapshot, RunFinished, SignalEvent, StrategyFault
+from runner.events import EquitySnapshot, RunFinished, SignalEvent, StrategyFault, SymbolAdded
 from runner.storage.models import (
     EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PositionRecord, SignalRecord,
-    StrategyEquityRecord, StrategyErrorRecord,
+    StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord, SymbolAddedRecord,
 )
+from runner.snapshot import StrategySnapshot
 
 Rows = dict[type, list[dict]]
 
@@ -70,6 +71,17 @@ def add_rows(item: object, run_id: str, rows: Rows) -> None:
             "run_id": run_id, "strategy": item.strategy, "hook": item.hook, "step": item.step,
             "timestamp": item.timestamp, "error_type": item.error_type,
             "message": item.message, "disabled": item.disabled,
+        })
+    elif kind is StrategySnapshot:
+        rows[StrategyStatsRecord].append({
+            "run_id": run_id, "strategy": item.name, "state": item.state, "signals": item.signals,
+            "accepted": item.accepted, "rejected": item.rejected, "errors": item.errors,
+            "disabled_reason": item.disabled_reason, **item.timing(),
+        })
+    elif kind is SymbolAdded:
+        rows[SymbolAddedRecord].append({
+            "run_id": run_id, "symbol": item.symbol, "step": item.step, "timestamp": item.timestamp,
+            "requested_by": item.requested_by,
         })
     elif kind is RunFinished:
         rows[RunFinished].append({

@@ -165,3 +165,36 @@ class StrategyErrorRecord(SQLModel, table=True):
     error_type: str
     message: str
     disabled: bool = False
+
+
+class StrategyStatsRecord(SQLModel, table=True):
+    """A strategy's counters and processing times over the whole run (written when it ends)."""
+
+    __tablename__ = "strategy_stats"
+
+    run_id: str = Field(primary_key=True)
+    strategy: str = Field(primary_key=True)
+    state: str
+    calls: int
+    signals: int
+    accepted: int
+    rejected: int
+    errors: int
+    mean_ms: float
+    p95_ms: float
+    max_ms: float
+    overruns: int
+    queue_depth: int  # notifications still waiting when the run ended
+    disabled_reason: str = ""
+
+
+class SymbolAddedRecord(SQLModel, table=True):
+    """A symbol that joined the run after a step (by the API, the config schedule or a strategy)."""
+
+    __tablename__ = "symbols_added"
+
+    run_id: str = Field(primary_key=True)
+    symbol: str = Field(primary_key=True)
+    step: int
+    timestamp: datetime | None = None
+    requested_by: str = ""

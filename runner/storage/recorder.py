@@ -23,17 +23,18 @@ from runner.events import RunFinished, RunStarted
 from runner.storage.convert import Rows, add_rows
 from runner.storage.models import (
     EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PositionRecord, RunRecord,
-    SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
+    SignalRecord, StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord, SymbolAddedRecord,
 )
 
 log = logging.getLogger(__name__)
 
-_INSERTED = (OrderEventRecord, FillRecord, SignalRecord, StrategyErrorRecord)
+_INSERTED = (OrderEventRecord, FillRecord, SignalRecord, StrategyErrorRecord, SymbolAddedRecord)
 _UPSERT_KEYS = {
     OrderRecord: ("run_id", "order_id"),
     PositionRecord: ("run_id", "strategy", "symbol"),
     EquityRecord: ("run_id", "step"),
     StrategyEquityRecord: ("run_id", "step", "strategy"),
+    StrategyStatsRecord: ("run_id", "strategy"),
 }
 QUEUE_STEPS = 10_000  # step batches the loop may run ahead of the writer before it waits
 _STOP = object()

@@ -1,0 +1,213 @@
+"""A strategy host that calls its strategy on a worker thread of its own.
+
+Every call into the strategy happens on that thread; the loop talks to it through an inbox
+and collects what it produced. Two disciplines, chosen by the run's mode:
+
+- **lockstep** (data-driven): the loop hands a step to every host, then waits for each and
+  takes the results in configuration order, so a threaded run records exactly what an inline
+  run records while the strategies' `on_tick` calls overlap.
+- **free-running** (clock-driven): nothing waits. A host still busy when new data arrives
+  keeps only the newest data in a one-slot mailbox; each notification it never saw counts as
+  an overrun. Fills and rejections queue (bounded) and are delivered in order. The loop picks
+  up finished results at the start of each step.
+
+A call that does not return within `timeout` seconds marks the strategy stuck (disabled, with
+a recorded fault); the loop and the other strategies go on, and stopping still completes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from runner.domain import MarketData
+from runner.events import StrategyFault
+from runner.host import HostState, StrategyHost
+
+log = logging.getLogger(__name__)
+MAX_PENDING_NOTICES = 1_000  # fills and rejections waiting for a busy strategy, at most
+
+
+class ThreadedHost(StrategyHost):
+    """Runs one strategy on its own thread; see the module docstring.
+
+    Args:
+        lockstep: wait for each call (data-driven) rather than never waiting (clock-driven).
+        timeout: seconds a call may take before the strategy is marked stuck.
+        (the rest as `StrategyHost`)
+    """
+
+    def __init__(self, *args, lockstep: bool = True, timeout: float = 30.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lockstep = lockstep
+        self.timeout = timeout
+        self._held_faults: deque[StrategyFault] = deque()  # reported by the loop thread, in order
+        self._report_fault, self._on_fault = self._on_fault, self._held_faults.append
+        self._wake = threading.Condition()
+        self._jobs: deque[Callable[[], None]] = deque()
+        self._latest: tuple[MarketData, int] | None = None  # the newest data not yet taken
+        self._busy = False
+        self._closing = False
+        self._stuck = False
+        self._done: deque[list[Any]] = deque()  # results of finished on_tick calls
+        self._thread = threading.Thread(target=self._work, name=f"strategy-{self.name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def queue_depth(self) -> int:
+        """Notifications waiting for the strategy: queued notices plus pending market data."""
+        return len(self._jobs) + (self._latest is not None)
+
+    # -- market data -------------------------------------------------------------------------
+
+    def begin_tick(self, market: MarketData, step: int) -> None:
+        """Hand a step to the strategy; in free-running mode data it had not taken yet is
+        replaced (an overrun)."""
+        with self._wake:
+            if self._latest is not None:
+                self.stats.overruns += 1
+            self._latest = (market, step)
+            self._wake.notify()
+
+    def tick_result(self) -> list[Any]:
+        """Lockstep: wait for the step handed over and return its signals."""
+        if not self._wait_idle("on_tick"):
+            return []
+        self._report_faults()
+        return self._done.popleft() if self._done else []
+
+    def collect(self) -> list[list[Any]]:
+        """Free-running: the signals of every call finished since the last collect."""
+        self._report_faults()
+        finished = []
+        while self._done:
+            finished.append(self._done.popleft())
+        return finished
+
+    def on_tick(self, market: MarketData, step: int) -> list[Any]:
+        self.begin_tick(market, step)
+        return self.tick_result()
+
+    # -- other hooks: waited for in lockstep, queued when free-running ------------------------
+
+    def start(self, timestamp: datetime | None) -> None:
+        self._call(super().start, timestamp)
+
+    def warm_up(self, history: dict, step: int, timestamp: datetime | None) -> None:
+        self.warming = False
+        if self.lockstep:
+            self._call(super().warm_up, history, step, timestamp)
+        else:
+            self._post(lambda: StrategyHost.warm_up(self, history, step, timestamp), bounded=False)
+
+    def on_bar(self, bar, step: int) -> list[Any]:
+        return self._call(super().on_bar, bar, step) or []
+
+    def notify(self, hook: str, value: Any, step: int, timestamp: datetime | None) -> bool:
+        if self.lockstep:
+            return bool(self._call(super().notify, hook, value, step, timestamp))
+        self._post(lambda: StrategyHost.notify(self, hook, value, step, timestamp), bounded=True)
+        return False  # what it asks for is served when its results are collected
+
+    def stop(self, step: int, timestamp: datetime | None) -> list[Any]:
+        return self._call(super().stop, step, timestamp) or []
+
+    def shut_down(self, step: int, timestamp: datetime | None) -> None:
+        self._call(super().shut_down, step, timestamp)
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        if not self._stuck:
+            self._thread.join(self.timeout)
+
+    # -- the worker and the handoff ----------------------------------------------------------
+
+    def _call(self, call: Callable, *args) -> Any:
+        """Run `call` on the worker once it is free, and wait for its result."""
+        if self._stuck or not self._wait_idle("a previous call"):
+            return None
+        outcome: list[Any] = []
+
+        def job() -> None:
+            try:
+                outcome.append(call(*args))
+            except BaseException as exc:  # noqa: BLE001 - raised again in the loop thread
+                outcome.append(exc)
+
+        self._post(job, bounded=False)
+        if not self._wait_idle(getattr(call, "__name__", "a hook")):
+            return None
+        self._report_faults()
+        if outcome and isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0] if outcome else None
+
+    def _post(self, job: Callable[[], None], bounded: bool) -> None:
+        with self._wake:
+            if bounded and len(self._jobs) >= MAX_PENDING_NOTICES:
+                self.stats.overruns += 1
+                return
+            self._jobs.append(job)
+            self._wake.notify()
+
+    def _wait_idle(self, what: str) -> bool:
+        """Wait until the worker has nothing to do; False (and the strategy marked stuck) when
+        that takes longer than the timeout."""
+        if self._stuck:
+            return False
+        with self._wake:
+            idle = self._wake.wait_for(
+                lambda: not self._busy and not self._jobs and self._latest is None, self.timeout,
+            )
+        if not idle:
+            self._mark_stuck(what)
+        return idle
+
+    def _mark_stuck(self, what: str) -> None:
+        self._stuck = True
+        reason = f"stuck: {what} did not return within {self.timeout:g} s"
+        if self.state is not HostState.DISABLED:
+            self._disable(reason)
+        self._report_faults()
+        self._report_fault(StrategyFault(self.name, "on_tick", self.stats.calls, None, "Timeout", reason, True))
+
+    def _report_faults(self) -> None:
+        while self._held_faults:
+            self._report_fault(self._held_faults.popleft())
+
+    def _work(self) -> None:
+        wake = self._wake
+        while True:
+            with wake:
+                wake.wait_for(lambda: self._jobs or self._latest is not None or self._closing)
+                if self._jobs:
+                    job, tick = self._jobs.popleft(), None
+                elif self._latest is not None:
+                    job, (tick, self._latest) = None, (self._latest, None)
+                else:
+                    return
+                self._busy = True
+            try:
+                if job is not None:
+                    job()
+                else:
+                    self._done.append(self._tick(*tick))
+            except Exception:  # noqa: BLE001 - user code is guarded; this is a fault of the host
+                log.exception("strategy host %s failed", self.name)
+                if job is None:
+                    self._done.append([])
+            finally:
+                with wake:
+                    self._busy = False
+                    wake.notify_all()
+
+    def _tick(self, market: MarketData, step: int) -> list[Any]:
+        raws = StrategyHost.on_tick(self, market, step)
+        if not self.lockstep:  # lockstep: the loop calls on_bar after taking on_tick's signals
+            for symbol in market.fresh:
+                raws += StrategyHost.on_bar(self, market[symbol], step)
+        return raws
