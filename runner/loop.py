@@ -222,7 +222,7 @@ class TickLoop:
         timestamp = self.timestamp or timestamp
         if self.execution == "free":
             for host in self.hosts:
-                host.tick_result()  # wait (bounded) for the call in progress
+                host.settle()  # wait (bounded by its timeout) for the call in progress
             self._collect()
         for host in self.hosts:
             for raw in host.stop(self.steps, timestamp):

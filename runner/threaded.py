@@ -80,6 +80,10 @@ class ThreadedHost(StrategyHost):
         self._report_faults()
         return self._done.popleft() if self._done else []
 
+    def settle(self) -> None:
+        """Wait until the strategy has taken everything handed to it (or is marked stuck)."""
+        self._wait_idle("on_tick")
+
     def collect(self) -> list[list[Any]]:
         """Free-running: the signals of every call finished since the last collect."""
         self._report_faults()
