@@ -12,13 +12,16 @@ and collects what it produced. Two disciplines, chosen by the run's mode:
   up finished results at the start of each step.
 
 A call that does not return within `timeout` seconds marks the strategy stuck (disabled, with
-a recorded fault); the loop and the other strategies go on, and stopping still completes.
+a Timeout fault recorded at the step of that call): in lockstep when the loop has waited that
+long, when free-running at the first step after. The loop and the other strategies go on,
+stopping still completes, and what the call returns or asks for should it ever end is dropped.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
@@ -48,9 +51,11 @@ class ThreadedHost(StrategyHost):
         self._held_faults: deque[StrategyFault] = deque()  # reported by the loop thread, in order
         self._report_fault, self._on_fault = self._on_fault, self._held_faults.append
         self._wake = threading.Condition()
-        self._jobs: deque[Callable[[], None]] = deque()
+        self._jobs: deque[tuple[Callable[[], None], str, int, datetime | None]] = deque()  # (call, hook, step, time)
         self._latest: tuple[MarketData, int] | None = None  # the newest data not yet taken
         self._busy = False
+        self._running: tuple[str, int, datetime | None] = ("", 0, None)  # the hook in progress, its step and time
+        self._began = 0.0  # when the call in progress began (time.monotonic)
         self._closing = False
         self._stuck = False
         self._done: deque[list[Any]] = deque()  # results of finished on_tick calls
@@ -75,17 +80,22 @@ class ThreadedHost(StrategyHost):
 
     def tick_result(self) -> list[Any]:
         """Lockstep: wait for the step handed over and return its signals."""
-        if not self._wait_idle("on_tick"):
+        if not self._wait_idle():
             return []
         self._report_faults()
         return self._done.popleft() if self._done else []
 
     def settle(self) -> None:
         """Wait until the strategy has taken everything handed to it (or is marked stuck)."""
-        self._wait_idle("on_tick")
+        self._wait_idle()
 
     def collect(self) -> list[list[Any]]:
-        """Free-running: the signals of every call finished since the last collect."""
+        """Free-running: the signals of every call finished since the last collect. A call in
+        progress for longer than the timeout marks the strategy stuck now, not at the end."""
+        with self._wake:
+            overdue = self._busy and not self._stuck and time.monotonic() - self._began > self.timeout
+        if overdue:
+            self._mark_stuck()
         self._report_faults()
         finished = []
         while self._done:
@@ -99,29 +109,34 @@ class ThreadedHost(StrategyHost):
     # -- other hooks: waited for in lockstep, queued when free-running ------------------------
 
     def start(self, timestamp: datetime | None) -> None:
-        self._call(super().start, timestamp)
+        self._call(super().start, timestamp, hook="on_start", step=0, timestamp=timestamp)
 
     def warm_up(self, history: dict, step: int, timestamp: datetime | None) -> None:
         self.warming = False
         if self.lockstep:
-            self._call(super().warm_up, history, step, timestamp)
+            self._call(super().warm_up, history, step, timestamp, hook="warmup", step=step, timestamp=timestamp)
         else:
-            self._post(lambda: StrategyHost.warm_up(self, history, step, timestamp), bounded=False)
+            self._post(
+                lambda: StrategyHost.warm_up(self, history, step, timestamp), "warmup", step, timestamp, bounded=False,
+            )
 
     def on_bar(self, bar, step: int) -> list[Any]:
-        return self._call(super().on_bar, bar, step) or []
+        return self._call(super().on_bar, bar, step, hook="on_bar", step=step, timestamp=bar.timestamp) or []
 
     def notify(self, hook: str, value: Any, step: int, timestamp: datetime | None) -> bool:
         if self.lockstep:
-            return bool(self._call(super().notify, hook, value, step, timestamp))
-        self._post(lambda: StrategyHost.notify(self, hook, value, step, timestamp), bounded=True)
+            called = self._call(super().notify, hook, value, step, timestamp, hook=hook, step=step, timestamp=timestamp)
+            return bool(called)
+        if getattr(self.strategy, hook, None) is None or not self.active:
+            return False  # nothing to deliver: it must not fill the queue or count as an overrun
+        self._post(lambda: StrategyHost.notify(self, hook, value, step, timestamp), hook, step, timestamp, bounded=True)
         return False  # what it asks for is served when its results are collected
 
     def stop(self, step: int, timestamp: datetime | None) -> list[Any]:
-        return self._call(super().stop, step, timestamp) or []
+        return self._call(super().stop, step, timestamp, hook="on_stop", step=step, timestamp=timestamp) or []
 
     def shut_down(self, step: int, timestamp: datetime | None) -> None:
-        self._call(super().shut_down, step, timestamp)
+        self._call(super().shut_down, step, timestamp, hook="shutdown", step=step, timestamp=timestamp)
         with self._wake:
             self._closing = True
             self._wake.notify()
@@ -130,9 +145,10 @@ class ThreadedHost(StrategyHost):
 
     # -- the worker and the handoff ----------------------------------------------------------
 
-    def _call(self, call: Callable, *args) -> Any:
-        """Run `call` on the worker once it is free, and wait for its result."""
-        if self._stuck or not self._wait_idle("a previous call"):
+    def _call(self, call: Callable, *args, hook: str, step: int, timestamp: datetime | None) -> Any:
+        """Run `call` (the strategy's `hook`, for `step`) on the worker once it is free, and
+        wait for its result."""
+        if self._stuck or not self._wait_idle():
             return None
         outcome: list[Any] = []
 
@@ -142,23 +158,25 @@ class ThreadedHost(StrategyHost):
             except BaseException as exc:  # noqa: BLE001 - raised again in the loop thread
                 outcome.append(exc)
 
-        self._post(job, bounded=False)
-        if not self._wait_idle(getattr(call, "__name__", "a hook")):
+        self._post(job, hook, step, timestamp, bounded=False)
+        if not self._wait_idle():
             return None
         self._report_faults()
         if outcome and isinstance(outcome[0], BaseException):
             raise outcome[0]
         return outcome[0] if outcome else None
 
-    def _post(self, job: Callable[[], None], bounded: bool) -> None:
+    def _post(
+        self, job: Callable[[], None], hook: str, step: int, timestamp: datetime | None, bounded: bool,
+    ) -> None:
         with self._wake:
             if bounded and len(self._jobs) >= MAX_PENDING_NOTICES:
                 self.stats.overruns += 1
                 return
-            self._jobs.append(job)
+            self._jobs.append((job, hook, step, timestamp))
             self._wake.notify()
 
-    def _wait_idle(self, what: str) -> bool:
+    def _wait_idle(self) -> bool:
         """Wait until the worker has nothing to do; False (and the strategy marked stuck) when
         that takes longer than the timeout."""
         if self._stuck:
@@ -168,16 +186,22 @@ class ThreadedHost(StrategyHost):
                 lambda: not self._busy and not self._jobs and self._latest is None, self.timeout,
             )
         if not idle:
-            self._mark_stuck(what)
+            self._mark_stuck()
         return idle
 
-    def _mark_stuck(self, what: str) -> None:
+    def _mark_stuck(self) -> None:
+        """Disable the strategy, drop what waits for it (should the call ever return, nothing
+        more reaches it) and record a Timeout fault against the call in progress."""
         self._stuck = True
-        reason = f"stuck: {what} did not return within {self.timeout:g} s"
+        with self._wake:
+            hook, step, timestamp = self._running
+            self._latest = None
+            self._jobs.clear()
+        reason = f"stuck: {hook} did not return within {self.timeout:g} s"
         if self.state is not HostState.DISABLED:
             self._disable(reason)
         self._report_faults()
-        self._report_fault(StrategyFault(self.name, "on_tick", self.stats.calls, None, "Timeout", reason, True))
+        self._report_fault(StrategyFault(self.name, hook, step, timestamp, "Timeout", reason, True))
 
     def _report_faults(self) -> None:
         while self._held_faults:
@@ -189,17 +213,24 @@ class ThreadedHost(StrategyHost):
             with wake:
                 wake.wait_for(lambda: self._jobs or self._latest is not None or self._closing)
                 if self._jobs:
-                    job, tick = self._jobs.popleft(), None
+                    job, *running = self._jobs.popleft()
+                    tick = None
                 elif self._latest is not None:
-                    job, (tick, self._latest) = None, (self._latest, None)
+                    job, tick, self._latest = None, self._latest, None
+                    running = ("on_tick", tick[1], tick[0].timestamp)
                 else:
                     return
                 self._busy = True
+                self._running, self._began = tuple(running), time.monotonic()
             try:
                 if job is not None:
                     job()
                 else:
-                    self._done.append(self._tick(*tick))
+                    raws = self._tick(*tick)
+                    if self._stuck:  # disabled meanwhile: what it returns or asks for so late is dropped
+                        self.strategy.context.take_requests()
+                    else:
+                        self._done.append(raws)
             except Exception:  # noqa: BLE001 - user code is guarded; this is a fault of the host
                 log.exception("strategy host %s failed", self.name)
                 if job is None:
