@@ -124,7 +124,10 @@ class ScheduledSymbol(SyntheticSymbol):
     """A synthetic symbol that joins the run after a given step."""
 
     symbol: str = Field(min_length=1, description="Its name.")
-    after_step: int = Field(ge=0, description="It is traded from the step after this one.")
+    after_step: int = Field(
+        ge=1, description="It is traded from the step after this one (a symbol there from the "
+        "first step belongs under `symbols`).",
+    )
 
 
 class SyntheticFeedConfig(_MarketDataSection):

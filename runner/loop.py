@@ -285,11 +285,13 @@ class TickLoop:
         if add is not None:
             add()
             self.broker.add_symbol(symbol)
+            # Recorded once, when it joins the run; a strategy that asks for a symbol the run
+            # has already (another asked first) only subscribes to it.
+            self._records.append(SymbolAdded(symbol, self.steps, self.timestamp, requester.name if requester else ""))
         joined = [h for h in self.hosts if h is requester or (h.follows_new_symbols and symbol not in h.symbols)]
         for host in joined:
             host.subscribe(symbol, host.interval)
         self._route()
-        self._records.append(SymbolAdded(symbol, self.steps, self.timestamp, requester.name if requester else ""))
         for host in joined:
             if host.notify("on_symbol_added", symbol, self.steps, self.timestamp):
                 self._serve_requests(host)
