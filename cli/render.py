@@ -78,7 +78,7 @@ def summary(snap: RunSnapshot) -> Group:
     table = Table(title="strategies", title_justify="left", show_edge=False)
     table.add_column("strategy")
     table.add_column("state")
-    for name in ("calls", "signals", "accepted", "rejected", "errors", "ms mean/p95/max", "overruns"):
+    for name in ("calls", "signals", "accepted", "rejected", "errors", "ms mean/p95/max", "overruns", "queue"):
         table.add_column(name, justify="right")
     table.add_column("P&L (net of fees)", justify="right")
     for s in snap.strategies:
@@ -87,7 +87,7 @@ def summary(snap: RunSnapshot) -> Group:
             f"{s.calls:,}", f"{s.signals:,}", f"{s.accepted:,}",
             Text(f"{s.rejected:,}", style="yellow" if s.rejected else ""),
             Text(f"{s.errors:,}", style="red" if s.errors else ""), _timing(s), _overruns(s),
-            signed(s.pnl),
+            f"{s.queue_depth:,}", signed(s.pnl),
         )
     parts = [totals, Text(), table]
     parts.extend(

@@ -69,3 +69,16 @@ def test_the_dashboard_shows_strategies_timing_positions_and_the_latest_orders()
     assert "+5.00" in text  # unrealised P&L of the open position
     assert "insufficient cash: needs about 500.00" in text and "REJECTED" in text
     assert text.count("FILLED") == 1 and "NEW" not in text  # one row per order, its latest state
+
+
+def test_the_summary_gives_each_strategy_its_timing_overruns_and_queue():
+    strategy = StrategySnapshot(
+        "slow", "disabled", 40, 9, 9, 0, 1, Decimal("-3"), mean_ms=101.5, p95_ms=104.25, max_ms=612.0,
+        overruns=31, queue_depth=2, disabled_reason="stuck: on_tick did not return within 0.5 s",
+    )
+    text = text_of(summary(snap(strategies=(strategy,))))
+    header = next(line for line in text.splitlines() if "strategy" in line and "calls" in line)
+    assert all(word in header for word in ("ms mean/p95/max", "overruns", "queue"))
+    row = next(line for line in text.splitlines() if line.lstrip().startswith("slow"))
+    assert "101.50/104.25/612.00" in row and " 31 " in row and " 2 " in row
+    assert "slow disabled: stuck: on_tick did not return within 0.5 s" in text
