@@ -20,6 +20,7 @@ from rich.console import Console
 
 from cli import errors, records
 from cli.errors import EXIT_FAILURE, EXIT_USAGE, handled
+from cli.health import health
 from cli.model import model_app
 from cli.report import report
 from cli.scaffold import config_app, init
@@ -42,6 +43,7 @@ app.command()(init)
 for _name in ("runs", "status", "orders", "fills", "positions"):
     app.command(_name)(getattr(records, _name))
 app.command()(report)
+app.command()(health)
 
 LOG_EVERY_SECONDS = 5.0
 

@@ -242,8 +242,8 @@ def assemble(
     source = source or ConfigSource("<python>", "")
     started = RunStarted(run_id, clock.now(), source.path, source.text, source.sha256, seed)
     return StrategyRunner(
-        run_id, feed, loop, recorder, Pacer(clock, mode, speed, tick_interval), clock, started,
-        max_ticks=max_ticks, duration=duration, database=database,
+        run_id, feed, loop, recorder, Pacer(clock, mode, speed, tick_interval, on_wait=loop.waiting),
+        clock, started, max_ticks=max_ticks, duration=duration, database=database,
     )
 
 
