@@ -20,6 +20,7 @@ from rich.console import Console
 
 from cli import errors, records
 from cli.errors import EXIT_FAILURE, EXIT_USAGE, handled
+from cli.health import health
 from cli.model import model_app
 from cli.report import report
 from cli.scaffold import config_app, init
@@ -42,6 +43,7 @@ app.command()(init)
 for _name in ("runs", "status", "orders", "fills", "positions"):
     app.command(_name)(getattr(records, _name))
 app.command()(report)
+app.command()(health)
 
 LOG_EVERY_SECONDS = 5.0
 
@@ -86,6 +88,16 @@ def start(
         "--strict", help="Exit 1 (after a clean stop and the summary) if a strategy raised or was "
         "disabled, or an order or signal was rejected: for CI smoke runs.",
     )] = False,
+    metrics_port: Annotated[Optional[int], typer.Option(
+        min=0, max=65535, help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics while the "
+        "run goes on; 0 picks a free port (overrides telemetry.metrics_port). Needs pip install 'runner[metrics]'.",
+        show_default=False,
+    )] = None,
+    metrics_host: Annotated[Optional[str], typer.Option(
+        help="Address the metrics listen on (overrides telemetry.metrics_host; default 127.0.0.1, this "
+        "machine only). Another address, such as 0.0.0.0, exposes them to the network.",
+        show_default=False,
+    )] = None,
 ) -> None:
     """Paper-trade the strategies of CONFIG and record the run.
 
@@ -93,9 +105,12 @@ def start(
     it always stops the strategies, flushes the records and prints the summary.
 
     Example:  runner start configs/default.yaml --max-ticks 500 --db runs/try.db --json
+
+    Example:  runner start configs/default.yaml --metrics-port 9100   (then: curl -s http://127.0.0.1:9100/metrics)
     """
     from runner.bootstrap import build
     from runner.config import load_config
+    from runner.errors import ConfigError
     from runner.storage.db import sqlite_url
 
     err = Console(stderr=True)
@@ -105,9 +120,14 @@ def start(
         loaded = loaded.with_overrides(
             run={"max_ticks": max_ticks, "duration": duration, "speed": speed, "seed": seed},
             storage={"url": sqlite_url(db) if db else None},
+            telemetry={"metrics_port": metrics_port, "metrics_host": metrics_host},
         )
+        if metrics_host is not None and loaded.telemetry.metrics_port is None:
+            raise ConfigError("--metrics-host needs --metrics-port (or telemetry.metrics_port in the config)")
         runner = build(loaded, run_id=run_id)
         runner.start()
+    if runner.metrics is not None:
+        _announce_metrics(runner.metrics, loaded.telemetry.metrics_host, err)
     with _stopping_on_signals(runner):
         _follow(runner, err, quiet=quiet)
     result = runner.snapshot()
@@ -122,6 +142,19 @@ def start(
             err.print(f"[bold red]strict:[/] {failure}", highlight=False)
     if result.status == "failed" or failures:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _announce_metrics(endpoint, host: str, err: Console) -> None:
+    """Say where the metrics are served (on stderr), and warn when that is beyond this machine."""
+    from runner.metrics import is_loopback
+
+    err.print(f"metrics on {endpoint.url}", highlight=False, soft_wrap=True)
+    if not is_loopback(host):
+        err.print(
+            f"[bold yellow]warning:[/] metrics listen on {host}, reachable from other machines: they show "
+            "the run's strategies, symbols, signals and equity, without authentication",
+            highlight=False, soft_wrap=True,
+        )
 
 
 def _strict_failures(result) -> list[str]:

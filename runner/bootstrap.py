@@ -114,7 +114,8 @@ def build(
         derived_intervals=market.derived_intervals, timezone=market.timezone,
         candle_grace_seconds=market.candle_grace_seconds, threaded=run.execution == "threaded",
         strategy_timeout=run.strategy_timeout, symbol_schedule=schedule, run_id=run_id, source=config.source, clock=clock, on_signal=on_signal,
-        base_dir=config.source.base_dir,
+        base_dir=config.source.base_dir, metrics_port=config.telemetry.metrics_port,
+        metrics_host=config.telemetry.metrics_host,
     )
 
 
@@ -188,15 +189,26 @@ def assemble(
     symbol_schedule: dict[int, list[tuple[str, dict]]] | None = None,
     run_id: str | None = None, source: ConfigSource | None = None, clock: Clock | None = None,
     on_signal: Callable[[SignalEvent], None] | None = None, base_dir: Path | None = None,
+    metrics_port: int | None = None, metrics_host: str = "127.0.0.1",
 ) -> StrategyRunner:
     """Wire a runner from parts: the feed, the broker, the strategies and the run settings.
 
     Every interval a strategy runs on, and every one in `derived_intervals`, is built from the
     feed's bars. `threaded` runs each strategy on its own thread: in lockstep with the loop in
-    data mode, never waited for in clock mode.
+    data mode, never waited for in clock mode. With `metrics_port` (0: a free port), Prometheus
+    metrics are served on `metrics_host` while the run goes on (`runner.metrics.url`).
+
+    Raises:
+        ConfigError: `run_id` is already in the database, or metrics are asked for without
+            prometheus_client installed.
     """
     clock = clock or WallClock()
     run_id = run_id or new_run_id(clock.now())
+    exporter = None
+    if metrics_port is not None:
+        from runner.metrics import MetricsExporter  # only runs with metrics need prometheus_client
+
+        exporter = MetricsExporter(clock, metrics_host, metrics_port)
     engine = open_database(database)
     if queries.run(engine, run_id) is not None:
         raise ConfigError(f"run id {run_id!r} already exists in {database}; choose another --run-id")
@@ -215,11 +227,14 @@ def assemble(
     aggregators = [CandleAggregator(interval, feed.interval, timezone) for interval in intervals]
     execution = "inline" if not threaded else "lockstep" if mode == "data" else "free"
     loop = TickLoop(
-        broker, risk or RiskGate(default_quantity=1), history, recorder, clock, equity_every,
+        broker, risk or RiskGate(default_quantity=1), history,
+        recorder if exporter is None else exporter.tee(recorder), clock, equity_every,
         on_signal, base_interval=feed.interval, aggregators=aggregators,
         candle_grace_seconds=candle_grace_seconds, execution=execution,
         symbol_source=getattr(feed, "symbol_source", None), symbol_schedule=symbol_schedule,
     )
+    if exporter is not None:
+        exporter.read_snapshots(loop.snapshot)
     for setup in strategies:
         routes = routes_of[setup.name]
         interval = next(iter(routes))
@@ -242,8 +257,8 @@ def assemble(
     source = source or ConfigSource("<python>", "")
     started = RunStarted(run_id, clock.now(), source.path, source.text, source.sha256, seed)
     return StrategyRunner(
-        run_id, feed, loop, recorder, Pacer(clock, mode, speed, tick_interval), clock, started,
-        max_ticks=max_ticks, duration=duration, database=database,
+        run_id, feed, loop, recorder, Pacer(clock, mode, speed, tick_interval, on_wait=loop.waiting),
+        clock, started, max_ticks=max_ticks, duration=duration, database=database, metrics=exporter,
     )
 
 

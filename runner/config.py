@@ -320,6 +320,20 @@ class StorageConfig(_Section):
         return value
 
 
+class TelemetryConfig(_Section):
+    """Prometheus metrics served while the run goes on (needs the metrics extra)."""
+
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve Prometheus metrics at http://HOST:PORT/metrics "
+        "while the run goes on; 0 picks a free port. Needs pip install 'runner[metrics]'.",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", min_length=1, description="The address the metrics endpoint listens on: "
+        "127.0.0.1 (the default) serves this machine only; 0.0.0.0 or another address exposes "
+        "the metrics to the network.",
+    )
+
+
 class RiskConfig(_Section):
     """Sizing and limits applied to every signal before it becomes an order."""
 
@@ -437,7 +451,7 @@ class ConfigSource:
 
 
 class RunnerConfig(_Section):
-    """A whole run: pacing, market data, broker, storage, risk and strategies."""
+    """A whole run: pacing, market data, broker, storage, risk, strategies and telemetry."""
 
     run: RunConfig = Field(default_factory=RunConfig)
     market_data: MarketDataConfig = Field(default_factory=SyntheticFeedConfig)
@@ -445,6 +459,7 @@ class RunnerConfig(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     strategies: list[StrategyEntry] = Field(default_factory=list)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
     _source: ConfigSource | None = PrivateAttr(default=None)
 

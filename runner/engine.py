@@ -34,6 +34,16 @@ class RunRecorder(Protocol):
     def close(self, finished: RunFinished) -> None: ...
 
 
+class MetricsEndpoint(Protocol):
+    """Where the run's metrics are served while it goes on (see runner/metrics.py)."""
+
+    url: str
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class RunStatus(str, Enum):
     CREATED = "created"
     RUNNING = "running"
@@ -60,12 +70,13 @@ class StrategyRunner:
         started: what to record about the run when it starts.
         max_ticks: stop after this many steps.
         duration: stop after this many seconds of clock time.
+        metrics: serves the run's metrics from `start` until the run has ended.
     """
 
     def __init__(
         self, run_id: str, feed: Feed, loop: TickLoop, recorder: RunRecorder, pacer: Pacer,
         clock: Clock, started: RunStarted, max_ticks: int | None = None,
-        duration: float | None = None, database: str = "",
+        duration: float | None = None, database: str = "", metrics: MetricsEndpoint | None = None,
     ):
         self.run_id = run_id
         self.feed = feed
@@ -77,6 +88,7 @@ class StrategyRunner:
         self.max_ticks = max_ticks
         self.duration = duration
         self.database = database
+        self.metrics = metrics
         self._status = RunStatus.CREATED
         self._status_lock = threading.Lock()
         self._error = ""
@@ -90,15 +102,22 @@ class StrategyRunner:
         self._wall_timed = pacer.mode == "clock" and getattr(feed, "live", False)
 
     def start(self) -> None:
-        """Record the run and start the loop thread.
+        """Open the metrics endpoint (if any), record the run and start the loop thread.
 
         Raises:
+            ConfigError: the metrics endpoint cannot listen (nothing is recorded then).
             StorageError: the run cannot be recorded.
             RuntimeError: the runner was already started.
         """
         if self._status is not RunStatus.CREATED:
             raise RuntimeError(f"run {self.run_id} was already started")
-        self.recorder.start(self.started)
+        if self.metrics is not None:
+            self.metrics.open()
+        try:
+            self.recorder.start(self.started)
+        except BaseException:
+            self._close_metrics()
+            raise
         self._started_at = self.clock.monotonic()
         self._status = RunStatus.RUNNING
         self._thread.start()
@@ -180,6 +199,7 @@ class StrategyRunner:
             log.exception("run %s failed", self.run_id)
         finally:
             status = self._shutdown(status)
+            self._close_metrics()
             with self._status_lock:
                 self._status = status
             self._done.set()
@@ -201,6 +221,14 @@ class StrategyRunner:
             if self.max_ticks is not None and self.loop.steps >= self.max_ticks:
                 return RunStatus.COMPLETED
         return RunStatus.COMPLETED
+
+    def _close_metrics(self) -> None:
+        if self.metrics is None:
+            return
+        try:
+            self.metrics.close()
+        except Exception:  # noqa: BLE001 - the run's records matter more than its metrics
+            log.exception("run %s: the metrics endpoint did not close cleanly", self.run_id)
 
     def _paused_then_stopped(self) -> bool:
         if self._resume.is_set():

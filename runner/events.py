@@ -1,4 +1,5 @@
-"""Records the loop publishes besides orders and fills: signals, equity, strategy faults, runs.
+"""Records the loop publishes besides orders and fills: signals, equity, strategy faults,
+heartbeats, runs.
 
 They are immutable values handed to storage (and to callbacks); nothing mutates them later.
 """
@@ -58,6 +59,32 @@ class SymbolAdded:
     step: int
     timestamp: datetime | None
     requested_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyHealth:
+    """A strategy's state and error count (at a heartbeat, or as `runner health` reports it)."""
+
+    name: str
+    state: str
+    errors: int
+    disabled_reason: str = ""
+
+    @property
+    def disabled(self) -> bool:
+        return self.state == "disabled" or bool(self.disabled_reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The loop is alive: written at most about once a second while it steps, and before each
+    longer wait for its next step. The next one is due within `expected_every_seconds`."""
+
+    step: int
+    timestamp: datetime | None  # the bar time of the latest step
+    wall_time: datetime
+    expected_every_seconds: float
+    strategies: tuple[StrategyHealth, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from runner.broker import Broker, BrokerEvent
 from decimal import Decimal
 
 from runner.domain import Action, Bar, Fill, MarketData, Order, OrderStatus, Side, Signal
-from runner.events import EquitySnapshot, SignalEvent, StrategyFault, SymbolAdded
+from runner.events import EquitySnapshot, Heartbeat, SignalEvent, StrategyFault, StrategyHealth, SymbolAdded
 from runner.history import HistoryStore
 from runner.host import StrategyHost
 from runner.intervals import interval_seconds
@@ -24,6 +24,7 @@ from runner.signals import SignalError, coerce_signal
 from runner.snapshot import RunSnapshot, StrategySnapshot
 
 SNAPSHOT_EVERY_SECONDS = 0.1
+HEARTBEAT_EVERY_SECONDS = 1.0  # the most often a heartbeat is recorded (one upserted row per run)
 RECENT_ORDERS = 24  # order states kept for the live view (a few per order)
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class TickLoop:
         risk: sizing and limits for signals.
         history: rolling bars shared by the strategies' contexts.
         sink: receives every record of every step.
-        clock: paces how often the published snapshot is rebuilt.
+        clock: paces how often the published snapshot is rebuilt and a heartbeat recorded.
         equity_every: record an equity snapshot every N steps.
         on_signal: optional callback with each `SignalEvent`, called in the loop thread.
         base_interval: the interval of the feed's bars.
@@ -109,6 +110,7 @@ class TickLoop:
         self._snapshot = RunSnapshot.empty(self.portfolio.cash)
         self._recent_orders: deque[Order] = deque(maxlen=RECENT_ORDERS)
         self._snapshot_at = 0.0
+        self._heartbeat_at = -HEARTBEAT_EVERY_SECONDS  # the first step records one
 
     def step(self, market: MarketData, now: datetime | None = None) -> None:
         """Fill working orders on the new bars, mark, run the strategies, record the step.
@@ -429,10 +431,29 @@ class TickLoop:
             self.portfolio.net_pnl_by_strategy(host.name for host in self.hosts),
         ))
 
+    def waiting(self, seconds: float) -> None:
+        """The next step is `seconds` away: if that is longer than the heartbeat period, record
+        a heartbeat saying when the next one is due (so a slow pace does not look stale)."""
+        if seconds > HEARTBEAT_EVERY_SECONDS:
+            self._heartbeat_at = self.clock.monotonic()
+            self.sink.submit([self._heartbeat(seconds)])
+
+    def _heartbeat(self, expected_every: float = HEARTBEAT_EVERY_SECONDS) -> Heartbeat:
+        return Heartbeat(
+            self.steps, self.timestamp, self.clock.now(), expected_every,
+            tuple(
+                StrategyHealth(host.name, host.state.value, host.stats.errors, host.disabled_reason)
+                for host in self.hosts
+            ),
+        )
+
     def _flush(self, force_snapshot: bool = False) -> None:
+        now = self.clock.monotonic()
+        if force_snapshot or now - self._heartbeat_at >= HEARTBEAT_EVERY_SECONDS:
+            self._heartbeat_at = now
+            self._records.append(self._heartbeat())
         records, self._records = self._records, []
         self.sink.submit(records)
-        now = self.clock.monotonic()
         if force_snapshot or now - self._snapshot_at >= SNAPSHOT_EVERY_SECONDS:
             self._snapshot_at = now
             self._snapshot = self._build_snapshot()

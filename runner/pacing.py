@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from runner.clock import Clock
@@ -22,10 +23,16 @@ class Pacer:
         mode: "data" (paced by bar timestamps) or "clock" (paced by wall time).
         speed: data mode: 0 for as fast as possible, N for N x bar time.
         tick_interval: clock mode: seconds between steps.
+        on_wait: told how many seconds each wait will last, before it begins (the loop records
+            a heartbeat before a long one).
     """
 
-    def __init__(self, clock: Clock, mode: str, speed: float, tick_interval: float):
+    def __init__(
+        self, clock: Clock, mode: str, speed: float, tick_interval: float,
+        on_wait: Callable[[float], None] | None = None,
+    ):
         self.clock = clock
+        self.on_wait = on_wait
         self.mode = mode
         self.speed = speed
         self.tick_interval = tick_interval
@@ -57,6 +64,8 @@ class Pacer:
         if limit is not None:
             due = min(due, limit)
         self._ticks += 1
+        if self.on_wait is not None and due > now:
+            self.on_wait(due - now)
         return self.clock.wait(due - now, stop)
 
     def shift(self, seconds: float) -> None:

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN_IN_ENGINE = {"cli", "typer", "rich", "click"}
 CONCRETE = {
     "runner.feeds.synthetic", "runner.broker.paper", "runner.broker.fills", "runner.broker.fees",
-    "runner.storage.db", "runner.storage.recorder",
+    "runner.storage.db", "runner.storage.recorder", "runner.metrics",
 }
 
 

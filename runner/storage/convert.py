@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
 from runner.domain import Fill, Order, Position
-from runner.events import EquitySnapshot, RunFinished, SignalEvent, StrategyFault, SymbolAdded
+from runner.events import EquitySnapshot, Heartbeat, RunFinished, SignalEvent, StrategyFault, SymbolAdded
 from runner.storage.models import (
-    EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PositionRecord, SignalRecord,
-    StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord, SymbolAddedRecord,
+    EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PositionRecord,
+    SignalRecord, StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord, SymbolAddedRecord,
 )
 from runner.snapshot import StrategySnapshot
 
@@ -82,6 +85,12 @@ def add_rows(item: object, run_id: str, rows: Rows) -> None:
         rows[SymbolAddedRecord].append({
             "run_id": run_id, "symbol": item.symbol, "step": item.step, "timestamp": item.timestamp,
             "requested_by": item.requested_by,
+        })
+    elif kind is Heartbeat:
+        rows[HeartbeatRecord].append({
+            "run_id": run_id, "step": item.step, "bar_time": item.timestamp, "wall_time": item.wall_time,
+            "expected_every_seconds": item.expected_every_seconds,
+            "strategies": json.dumps([asdict(s) for s in item.strategies]),
         })
     elif kind is RunFinished:
         rows[RunFinished].append({

@@ -188,6 +188,19 @@ class StrategyStatsRecord(SQLModel, table=True):
     disabled_reason: str = ""
 
 
+class HeartbeatRecord(SQLModel, table=True):
+    """The latest sign of life of a run's loop (one row per run, replaced about once a second)."""
+
+    __tablename__ = "heartbeats"
+
+    run_id: str = Field(primary_key=True)
+    step: int
+    bar_time: datetime | None = None  # the bar time of the latest step
+    wall_time: datetime  # UTC, when the heartbeat was written
+    expected_every_seconds: float  # the next heartbeat is due within this
+    strategies: str = "[]"  # JSON: [{"name", "state", "errors", "disabled_reason"}, ...]
+
+
 class SymbolAddedRecord(SQLModel, table=True):
     """A symbol that joined the run after a step (by the API, the config schedule or a strategy)."""
 

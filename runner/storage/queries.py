@@ -6,8 +6,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from runner.storage.models import (
-    EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PositionRecord, RunRecord,
-    SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
+    EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PositionRecord,
+    RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord,
 )
 
 
@@ -110,6 +110,42 @@ def strategy_error_counts(engine: Engine, run_id: str) -> dict[str, int]:
             .group_by(StrategyErrorRecord.strategy)
         )
         return {name: count for name, count in session.exec(statement)}
+
+
+def _has_table(engine: Engine, table: type[SQLModel]) -> bool:
+    """False for a database made before `table` existed and opened read-only (not upgraded)."""
+    from sqlalchemy import inspect
+
+    return inspect(engine).has_table(table.__tablename__)
+
+
+def heartbeat(engine: Engine, run_id: str) -> HeartbeatRecord | None:
+    """The run's latest heartbeat, or None before its first one (or in an older database)."""
+    if not _has_table(engine, HeartbeatRecord):
+        return None
+    with Session(engine) as session:
+        return session.get(HeartbeatRecord, run_id)
+
+
+def strategy_stats(engine: Engine, run_id: str) -> list[StrategyStatsRecord]:
+    """Each strategy's counters over the run, written when it ended (none while it runs)."""
+    if not _has_table(engine, StrategyStatsRecord):
+        return []
+    return _rows(engine, StrategyStatsRecord, run_id, [StrategyStatsRecord.strategy])
+
+
+def disabling_faults(engine: Engine, run_id: str) -> dict[str, str]:
+    """The strategies an error disabled, each with that error (`type: message`)."""
+    with Session(engine) as session:
+        statement = (
+            select(StrategyErrorRecord)
+            .where(StrategyErrorRecord.run_id == run_id, col(StrategyErrorRecord.disabled).is_(True))
+            .order_by(StrategyErrorRecord.id)
+        )
+        faults: dict[str, str] = {}
+        for fault in session.exec(statement):
+            faults.setdefault(fault.strategy, f"{fault.error_type} in {fault.hook}: {fault.message}")
+        return faults
 
 
 def _utc(moment):

@@ -22,8 +22,9 @@ from runner.errors import StorageError
 from runner.events import RunFinished, RunStarted
 from runner.storage.convert import Rows, add_rows
 from runner.storage.models import (
-    EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PositionRecord, RunRecord,
-    SignalRecord, StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord, SymbolAddedRecord,
+    EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PositionRecord,
+    RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord,
+    SymbolAddedRecord,
 )
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ _UPSERT_KEYS = {
     EquityRecord: ("run_id", "step"),
     StrategyEquityRecord: ("run_id", "step", "strategy"),
     StrategyStatsRecord: ("run_id", "strategy"),
+    HeartbeatRecord: ("run_id",),
 }
 QUEUE_STEPS = 10_000  # step batches the loop may run ahead of the writer before it waits
 _STOP = object()
