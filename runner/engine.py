@@ -152,8 +152,8 @@ class StrategyRunner:
         source = self.loop.symbol_source
         if source is None:
             raise ValueError("this market data cannot add symbols during a run (the synthetic feed can)")
-        if symbol in self.loop.broker.symbols:
-            raise ValueError(f"symbol {symbol!r} is already traded")
+        if symbol in self.loop.broker.symbols or self.loop.symbol_requested(symbol):
+            raise ValueError(f"symbol {symbol!r} is already traded (or about to be)")
         try:
             add = source(symbol, **spec)
         except TypeError as exc:

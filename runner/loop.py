@@ -260,6 +260,10 @@ class TickLoop:
         """Add a symbol after the current step (safe to call from any thread)."""
         self._symbol_requests.append((symbol, add))
 
+    def symbol_requested(self, symbol: str) -> bool:
+        """True when `symbol` waits to be added after the current step."""
+        return any(pending == symbol for pending, _ in list(self._symbol_requests))
+
     def _add_requested_symbols(self) -> None:
         for symbol, spec in self.symbol_schedule.pop(self.steps, ()):
             self._add_symbol(symbol, spec)

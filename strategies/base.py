@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +88,7 @@ class StrategyContext:
         self._books = books
         self._history = history
         self._working_orders = working_orders
-        self._requests: list[OrderChange] = []
+        self._requests: deque[OrderChange] = deque()  # a threaded strategy adds while the loop takes
 
     @property
     def cash(self) -> Decimal:
@@ -139,8 +140,10 @@ class StrategyContext:
         self._requests.append(OrderChange("add_symbol", changes=dict(spec), symbol=symbol.strip()))
 
     def take_requests(self) -> list[OrderChange]:
-        """Hand the pending cancel/modify requests to the runner (called by the runner)."""
-        requests, self._requests = self._requests, []
+        """Hand the pending requests to the runner (called by the runner)."""
+        requests = []
+        while self._requests:
+            requests.append(self._requests.popleft())
         return requests
 
     def position(self, symbol: str) -> Position:

@@ -158,6 +158,9 @@ def test_add_symbol_refuses_a_traded_symbol_a_bad_spec_and_file_replays(tmp_path
         runner.add_symbol("NEW", start_price=-1)
     with pytest.raises(ValueError, match=r"cannot add symbol 'NEW': .*unexpected keyword argument 'colour'"):
         runner.add_symbol("NEW", colour="red")
+    runner.add_symbol("NEW")  # not started: it joins after the first step
+    with pytest.raises(ValueError, match="symbol 'NEW' is already traded \\(or about to be\\)"):
+        runner.add_symbol("NEW")
 
     write_minutes(tmp_path / "AAA.csv", range(5))
     feed = load_replay("csv", tmp_path, path="{symbol}.csv", symbols=["AAA"])
