@@ -11,6 +11,7 @@ from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
@@ -21,7 +22,7 @@ from runner.broker.fills import BarFillModel
 from runner.broker.paper import PaperBroker
 from runner.clock import Clock, WallClock
 from runner.bars import CandleAggregator
-from runner.config import CommissionConfig, ConfigSource, RunnerConfig, SyntheticFeedConfig
+from runner.config import CommissionConfig, ConfigSource, PolicyConfig, RunnerConfig, SyntheticFeedConfig
 from runner.engine import StrategyRunner
 from runner.errors import ConfigError, StrategyLoadError
 from runner.events import RunStarted, SignalEvent
@@ -32,11 +33,14 @@ from runner.host import StrategyHost, ThreadedHost
 from runner.intervals import interval_seconds
 from runner.loop import TickLoop
 from runner.pacing import Pacer
+from runner.policy import PolicyGate, starting_policy
 from runner.portfolio import Portfolio
+from runner.regime import REGIME_BARS
 from runner.registry import entry_class
 from runner.risk import RiskGate, SignalValidator, signal_validator
 from runner.storage import queries
-from runner.storage.db import open_database
+from runner.storage.db import is_in_memory, open_database
+from runner.storage.policy_store import PolicyWatcher, read_settings
 from runner.storage.recorder import Recorder
 from runner.validators import check_config, symbol_problems
 from strategies.base import StrategyContext, StrategyInterface
@@ -44,8 +48,8 @@ from strategies.base import StrategyContext, StrategyInterface
 
 @dataclass(frozen=True)
 class StrategySetup:
-    """One strategy to run: its name, class, parameters, symbols (None for all) and interval
-    (None for the feed's own)."""
+    """One strategy to run: its name, class, parameters, symbols (None for all), interval
+    (None for the feed's own) and the market regimes it may open positions in (None for all)."""
 
     name: str
     cls: type[StrategyInterface]
@@ -54,6 +58,7 @@ class StrategySetup:
     max_errors: int = 10
     interval: str | None = None
     validator: str = "standard"
+    allowed_regimes: Sequence[str] | None = None
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -93,14 +98,14 @@ def build(
     strategies = [
         StrategySetup(
             entry.display_name, entry_class(entry, config.source.base_dir), entry.params,
-            entry.symbols, entry.max_errors, entry.interval, entry.validator,
+            entry.symbols, entry.max_errors, entry.interval, entry.validator, entry.allowed_regimes,
         )
         for entry in enabled
     ]
     run, market = config.run, config.market_data
     return assemble(
         feed=feed, broker=broker, strategies=strategies,
-        risk=RiskGate(config.risk.default_quantity, config.risk.max_order_value),
+        risk=RiskGate(config.risk.default_quantity, config.risk.max_order_value), policy=config.policy,
         database=config.storage.url, equity_every=config.storage.equity_every,
         mode=run.mode, speed=run.speed, tick_interval=run.tick_interval,
         max_ticks=run.max_ticks, duration=run.duration, seed=run.seed,
@@ -169,7 +174,8 @@ def _interval_problem(interval: str, base: str) -> str | None:
 
 def assemble(
     *, feed: Feed, broker: Broker, strategies: Sequence[StrategySetup],
-    risk: RiskGate | None = None, database: str = "sqlite:///runs/runner.db",
+    risk: RiskGate | None = None, policy: PolicyConfig | None = None,
+    database: str = "sqlite:///runs/runner.db",
     equity_every: int = 1, mode: str = "data", speed: float = 0.0, tick_interval: float = 1.0,
     max_ticks: int | None = None, duration: float | None = None, seed: int = 0,
     derived_intervals: Sequence[str] = (), timezone: str = "UTC", candle_grace_seconds: float = 0.0,
@@ -180,7 +186,8 @@ def assemble(
     """Wire a runner from parts: the feed, the broker, the strategies and the run settings.
 
     Every interval a strategy runs on, and every one in `derived_intervals`, is built from the
-    feed's bars.
+    feed's bars. The run starts with `policy` overlaid by the database's policy table, and
+    applies that table's later changes as it goes (unless the database is in memory).
     """
     clock = clock or WallClock()
     run_id = run_id or new_run_id(clock.now())
@@ -188,15 +195,24 @@ def assemble(
     if queries.run(engine, run_id) is not None:
         raise ConfigError(f"run id {run_id!r} already exists in {database}; choose another --run-id")
     recorder = Recorder(engine, run_id)
+    overrides = read_settings(engine)
+    policy, policy_changes = starting_policy(
+        policy or PolicyConfig(), {key: row.value for key, row in overrides.items()},
+    )
     history = HistoryStore(0)
     base_seconds = interval_seconds(feed.interval)
     wanted = [*derived_intervals, *(s.interval for s in strategies if s.interval)]
     intervals = list(dict.fromkeys(i for i in wanted if interval_seconds(i) != base_seconds))
     aggregators = [CandleAggregator(interval, feed.interval, timezone) for interval in intervals]
+    gate = PolicyGate(
+        policy, broker.portfolio, history, [setup.name for setup in strategies],
+        {setup.name: setup.allowed_regimes for setup in strategies if setup.allowed_regimes},
+        timezone, policy_changes,
+    )
     loop = TickLoop(
-        broker, risk or RiskGate(default_quantity=1), history, recorder, clock, equity_every,
+        broker, risk or RiskGate(default_quantity=Decimal(1)), history, recorder, clock, equity_every,
         on_signal, base_interval=feed.interval, aggregators=aggregators,
-        candle_grace_seconds=candle_grace_seconds, threaded=threaded,
+        candle_grace_seconds=candle_grace_seconds, threaded=threaded, policy=gate,
     )
     for setup in strategies:
         symbols = tuple(setup.symbols or feed.symbols)
@@ -205,7 +221,7 @@ def assemble(
             interval = feed.interval
         strategy = _create(setup, symbols, interval, broker, history, base_dir or Path.cwd())
         depth = _history_size(setup, strategy)
-        history.depth = max(history.depth, depth)
+        history.depth = max(history.depth, depth, REGIME_BARS if setup.allowed_regimes else 0)
         host_class = ThreadedHost if threaded else StrategyHost
         loop.add_host(host_class(
             setup.name, strategy, symbols, setup.max_errors, loop.record_fault,
@@ -214,9 +230,10 @@ def assemble(
         ))
     source = source or ConfigSource("<python>", "")
     started = RunStarted(run_id, clock.now(), source.path, source.text, source.sha256, seed)
+    watcher = None if is_in_memory(database) else PolicyWatcher(database, gate.offer, overrides)
     return StrategyRunner(
         run_id, feed, loop, recorder, Pacer(clock, mode, speed, tick_interval), clock, started,
-        max_ticks=max_ticks, duration=duration, database=database,
+        max_ticks=max_ticks, duration=duration, database=database, watcher=watcher,
     )
 
 

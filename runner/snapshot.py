@@ -23,6 +23,7 @@ class StrategySnapshot:
     disabled_reason: str = ""
     mean_ms: float = 0.0
     max_ms: float = 0.0
+    halted_until: datetime | None = None  # halted by policy.max_daily_loss_per_strategy until then
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class RunSnapshot:
     overruns: int = 0
     open_positions: tuple[Position, ...] = ()
     recent_orders: tuple[Order, ...] = ()  # the latest order states, newest last (live view only)
+    policy_blocks: tuple[tuple[str, int], ...] = ()  # (rule, signals it blocked), by rule
 
     @classmethod
     def empty(cls, cash: Decimal) -> RunSnapshot:
@@ -85,9 +87,11 @@ class RunSnapshot:
                     "accepted": s.accepted, "rejected": s.rejected, "errors": s.errors,
                     "pnl": str(s.pnl), "disabled_reason": s.disabled_reason,
                     "mean_ms": round(s.mean_ms, 4), "max_ms": round(s.max_ms, 4),
+                    "halted_until": s.halted_until.isoformat() if s.halted_until else None,
                 }
                 for s in self.strategies
             },
+            "policy_blocks": dict(self.policy_blocks),
             "error": self.error,
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "database": self.database,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from runner.domain import Fill, Order, Position
-from runner.events import EquitySnapshot, RunFinished, SignalEvent, StrategyFault
+from runner.events import EquitySnapshot, PolicyChange, RunFinished, SignalEvent, StrategyFault
 from runner.storage.models import (
-    EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PositionRecord, SignalRecord,
-    StrategyEquityRecord, StrategyErrorRecord,
+    EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord, PositionRecord,
+    SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
 )
 
 Rows = dict[type, list[dict]]
@@ -64,12 +64,18 @@ def add_rows(item: object, run_id: str, rows: Rows) -> None:
             "confidence": signal.confidence if signal else None,
             "reason": signal.reason if signal else item.raw,
             "accepted": item.accepted, "rejection": item.rejection, "order_id": item.order_id,
+            "rule": item.rule,
         })
     elif kind is StrategyFault:
         rows[StrategyErrorRecord].append({
             "run_id": run_id, "strategy": item.strategy, "hook": item.hook, "step": item.step,
             "timestamp": item.timestamp, "error_type": item.error_type,
             "message": item.message, "disabled": item.disabled,
+        })
+    elif kind is PolicyChange:
+        rows[PolicyChangeRecord].append({
+            "run_id": run_id, "step": item.step, "timestamp": item.timestamp, "key": item.key,
+            "old_value": item.old_value, "new_value": item.new_value, "source": item.source,
         })
     elif kind is RunFinished:
         rows[RunFinished].append({

@@ -22,13 +22,13 @@ from runner.errors import StorageError
 from runner.events import RunFinished, RunStarted
 from runner.storage.convert import Rows, add_rows
 from runner.storage.models import (
-    EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PositionRecord, RunRecord,
-    SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
+    EquityRecord, FillRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord, PositionRecord,
+    RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
 )
 
 log = logging.getLogger(__name__)
 
-_INSERTED = (OrderEventRecord, FillRecord, SignalRecord, StrategyErrorRecord)
+_INSERTED = (OrderEventRecord, FillRecord, SignalRecord, StrategyErrorRecord, PolicyChangeRecord)
 _UPSERT_KEYS = {
     OrderRecord: ("run_id", "order_id"),
     PositionRecord: ("run_id", "strategy", "symbol"),
