@@ -65,3 +65,15 @@ def test_the_dashboard_shows_strategies_timing_positions_and_the_latest_orders()
     assert "+5.00" in text  # unrealised P&L of the open position
     assert "insufficient cash: needs about 500.00" in text and "REJECTED" in text
     assert text.count("FILLED") == 1 and "NEW" not in text  # one row per order, its latest state
+
+
+def test_the_summary_and_the_dashboard_show_policy_blocks_and_halted_strategies():
+    from cli.render import dashboard
+
+    resumes = datetime(2024, 3, 5, tzinfo=UTC)
+    halted = StrategySnapshot("ma", "running", 250, 4, 3, 1, 0, Decimal("-60"), halted_until=resumes)
+    state = snap(strategies=(halted,), policy_blocks=(("max_daily_loss", 2), ("regime", 5)))
+    text = text_of(summary(state))
+    assert "policy blocks  max_daily_loss 2, regime 5" in text
+    assert "ma halted by policy.max_daily_loss_per_strategy until 2024-03-05 00:00 UTC" in text
+    assert "halted" in text_of(dashboard(state))
