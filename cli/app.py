@@ -22,6 +22,7 @@ from cli import errors, records
 from cli.errors import EXIT_FAILURE, EXIT_USAGE, handled
 from cli.health import health
 from cli.model import model_app
+from cli.policy import policy_app
 from cli.report import report
 from cli.scaffold import config_app, init
 from cli.strategies import strategies_app
@@ -39,6 +40,7 @@ app = typer.Typer(
 app.add_typer(strategies_app, name="strategies")
 app.add_typer(model_app, name="model")
 app.add_typer(config_app, name="config")
+app.add_typer(policy_app, name="policy")
 app.command()(init)
 for _name in ("runs", "status", "orders", "fills", "positions"):
     app.command(_name)(getattr(records, _name))

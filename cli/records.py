@@ -396,7 +396,7 @@ def reading(db: Path | None, json_output: bool) -> Iterator[_Records]:
         from runner.storage import queries
         from runner.storage.db import open_database, sqlite_url
 
-        path = db if db is not None else _default_db_path()
+        path = db if db is not None else default_db_path()
         if not path.is_file():
             raise ConfigError(f"no database at {path}" + ("" if db is not None else " (the default; pick one with --db PATH)"))
         engine = open_database(sqlite_url(path), create=False)
@@ -417,7 +417,7 @@ def reading(db: Path | None, json_output: bool) -> Iterator[_Records]:
             engine.dispose()
 
 
-def _default_db_path() -> Path:
+def default_db_path() -> Path:
     from runner.config import DEFAULT_DB_URL, parse_database_url
 
     return Path(parse_database_url(DEFAULT_DB_URL).database)

@@ -69,6 +69,9 @@ def summary(snap: RunSnapshot) -> Group:
     totals.add_row("orders", f"{snap.orders:,}")
     totals.add_row("fills", f"{snap.fills:,}")
     totals.add_row("rejections", Text(f"{snap.rejections:,}", style="yellow" if snap.rejections else ""))
+    if snap.policy_blocks:
+        blocks = ", ".join(f"{rule} {count:,}" for rule, count in snap.policy_blocks)
+        totals.add_row("policy blocks", Text(blocks, style="yellow"))
     if snap.skipped_rows:
         totals.add_row("skipped rows", Text(f"{snap.skipped_rows:,} bad data rows dropped (on_bad_rows: skip)", style="yellow"))
     totals.add_row("final equity", f"{money(snap.equity)}  (start {money(snap.starting_cash)})")
@@ -94,6 +97,10 @@ def summary(snap: RunSnapshot) -> Group:
         Text(f"{s.name} disabled: {s.disabled_reason}", style="red")
         for s in snap.strategies if s.disabled_reason
     )
+    parts.extend(
+        Text(f"{s.name} halted by policy.max_daily_loss_per_strategy until {s.halted_until:%Y-%m-%d %H:%M} UTC", style="yellow")
+        for s in snap.strategies if s.halted_until
+    )
     return Group(*parts)
 
 
@@ -118,8 +125,11 @@ def dashboard(snap: RunSnapshot) -> Group:
                           ("overruns", "right"), ("queue", "right"), ("P&L", "right")):
         strategies.add_column(name, justify=justify)
     for s in snap.strategies:
+        state = Text("halted", style="yellow") if s.halted_until and s.state == "running" else Text(
+            s.state, style="red" if s.state == "disabled" else "",
+        )
         strategies.add_row(
-            s.name, Text(s.state, style="red" if s.state == "disabled" else ""), f"{s.calls:,}",
+            s.name, state, f"{s.calls:,}",
             f"{s.signals:,}", Text(f"{s.rejected:,}", style="yellow" if s.rejected else ""),
             Text(f"{s.errors:,}", style="red" if s.errors else ""), _timing(s), _overruns(s),
             f"{s.queue_depth:,}", signed(s.pnl),

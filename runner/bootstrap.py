@@ -11,6 +11,7 @@ from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
@@ -21,7 +22,7 @@ from runner.broker.fills import BarFillModel
 from runner.broker.paper import PaperBroker
 from runner.clock import Clock, WallClock
 from runner.bars import CandleAggregator
-from runner.config import CommissionConfig, ConfigSource, RunnerConfig, SyntheticFeedConfig
+from runner.config import CommissionConfig, ConfigSource, PolicyConfig, RunnerConfig, SyntheticFeedConfig
 from runner.engine import StrategyRunner
 from runner.errors import ConfigError, StrategyLoadError
 from runner.events import RunStarted, SignalEvent
@@ -32,11 +33,14 @@ from runner.host import StrategyHost
 from runner.intervals import interval_seconds
 from runner.loop import TickLoop
 from runner.pacing import Pacer
+from runner.policy import PolicyGate, starting_policy
 from runner.portfolio import Portfolio
+from runner.regime import REGIME_BARS
 from runner.registry import entry_class
 from runner.risk import RiskGate, SignalValidator, signal_validator
 from runner.storage import queries
-from runner.storage.db import open_database
+from runner.storage.db import is_in_memory, open_database
+from runner.storage.policy_store import PolicyWatcher, read_settings
 from runner.storage.recorder import Recorder
 from runner.threaded import ThreadedHost
 from runner.validators import check_config, symbol_problems
@@ -45,8 +49,8 @@ from strategies.base import StrategyContext, StrategyInterface
 
 @dataclass(frozen=True)
 class StrategySetup:
-    """One strategy to run: its name, class, parameters, symbols (None for all) and interval
-    (None for the feed's own)."""
+    """One strategy to run: its name, class, parameters, symbols (None for all), interval
+    (None for the feed's own) and the market regimes it may open positions in (None for all)."""
 
     name: str
     cls: type[StrategyInterface]
@@ -56,6 +60,7 @@ class StrategySetup:
     interval: str | None = None
     validator: str = "standard"
     subscriptions: dict[str, Sequence[str]] | None = None  # symbols per interval, instead of symbols x interval
+    allowed_regimes: Sequence[str] | None = None
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -96,7 +101,7 @@ def build(
         StrategySetup(
             entry.display_name, entry_class(entry, config.source.base_dir), entry.params,
             entry.symbols, entry.max_errors, entry.interval, entry.validator,
-            entry.routes(feed.symbols, feed.interval) if entry.subscriptions else None,
+            entry.routes(feed.symbols, feed.interval) if entry.subscriptions else None, entry.allowed_regimes,
         )
         for entry in enabled
     ]
@@ -107,7 +112,7 @@ def build(
         schedule.setdefault(scheduled.after_step, []).append((scheduled.symbol, spec))
     return assemble(
         feed=feed, broker=broker, strategies=strategies,
-        risk=RiskGate(config.risk.default_quantity, config.risk.max_order_value),
+        risk=RiskGate(config.risk.default_quantity, config.risk.max_order_value), policy=config.policy,
         database=config.storage.url, equity_every=config.storage.equity_every,
         mode=run.mode, speed=run.speed, tick_interval=run.tick_interval,
         max_ticks=run.max_ticks, duration=run.duration, seed=run.seed,
@@ -181,7 +186,8 @@ def _interval_problem(interval: str, base: str) -> str | None:
 
 def assemble(
     *, feed: Feed, broker: Broker, strategies: Sequence[StrategySetup],
-    risk: RiskGate | None = None, database: str = "sqlite:///runs/runner.db",
+    risk: RiskGate | None = None, policy: PolicyConfig | None = None,
+    database: str = "sqlite:///runs/runner.db",
     equity_every: int = 1, mode: str = "data", speed: float = 0.0, tick_interval: float = 1.0,
     max_ticks: int | None = None, duration: float | None = None, seed: int = 0,
     derived_intervals: Sequence[str] = (), timezone: str = "UTC", candle_grace_seconds: float = 0.0,
@@ -196,7 +202,9 @@ def assemble(
     Every interval a strategy runs on, and every one in `derived_intervals`, is built from the
     feed's bars. `threaded` runs each strategy on its own thread: in lockstep with the loop in
     data mode, never waited for in clock mode. With `metrics_port` (0: a free port), Prometheus
-    metrics are served on `metrics_host` while the run goes on (`runner.metrics.url`).
+    metrics are served on `metrics_host` while the run goes on (`runner.metrics.url`). The run
+    starts with `policy` overlaid by the database's policy table, and applies that table's later
+    changes as it goes (unless the database is in memory).
 
     Raises:
         ConfigError: `run_id` is already in the database, or metrics are asked for without
@@ -213,6 +221,10 @@ def assemble(
     if queries.run(engine, run_id) is not None:
         raise ConfigError(f"run id {run_id!r} already exists in {database}; choose another --run-id")
     recorder = Recorder(engine, run_id)
+    overrides = read_settings(engine)
+    policy, policy_changes = starting_policy(
+        policy or PolicyConfig(), {key: row.value for key, row in overrides.items()},
+    )
     history = HistoryStore(0)
     def own(interval: str) -> str:  # 60m on 1h bars is the bars themselves
         return feed.interval if interval_seconds(interval) == interval_seconds(feed.interval) else interval
@@ -225,13 +237,19 @@ def assemble(
     wanted = [*map(own, derived_intervals), *(i for routes in routes_of.values() for i in routes)]
     intervals = [i for i in dict.fromkeys(wanted) if i != feed.interval]
     aggregators = [CandleAggregator(interval, feed.interval, timezone) for interval in intervals]
+    gate = PolicyGate(
+        policy, broker.portfolio, history, [setup.name for setup in strategies],
+        {setup.name: setup.allowed_regimes for setup in strategies if setup.allowed_regimes},
+        timezone, policy_changes,
+    )
     execution = "inline" if not threaded else "lockstep" if mode == "data" else "free"
     loop = TickLoop(
-        broker, risk or RiskGate(default_quantity=1), history,
+        broker, risk or RiskGate(default_quantity=Decimal(1)), history,
         recorder if exporter is None else exporter.tee(recorder), clock, equity_every,
         on_signal, base_interval=feed.interval, aggregators=aggregators,
         candle_grace_seconds=candle_grace_seconds, execution=execution,
         symbol_source=getattr(feed, "symbol_source", None), symbol_schedule=symbol_schedule,
+        policy=gate,
     )
     if exporter is not None:
         exporter.read_snapshots(loop.snapshot)
@@ -241,7 +259,7 @@ def assemble(
         symbols = tuple(dict.fromkeys(s for symbols in routes.values() for s in symbols))
         strategy = _create(setup, symbols, interval, broker, history, base_dir or Path.cwd())
         depth = _history_size(setup, strategy)
-        history.depth = max(history.depth, depth)
+        history.depth = max(history.depth, depth, REGIME_BARS if setup.allowed_regimes else 0)
         common = dict(
             validator=_validator(setup.validator), history_depth=depth,
             follows_new_symbols=setup.symbols is None and setup.subscriptions is None,
@@ -256,9 +274,11 @@ def assemble(
         loop.add_host(host)
     source = source or ConfigSource("<python>", "")
     started = RunStarted(run_id, clock.now(), source.path, source.text, source.sha256, seed)
+    watcher = None if is_in_memory(database) else PolicyWatcher(database, gate.offer, overrides)
     return StrategyRunner(
         run_id, feed, loop, recorder, Pacer(clock, mode, speed, tick_interval, on_wait=loop.waiting),
         clock, started, max_ticks=max_ticks, duration=duration, database=database, metrics=exporter,
+        watcher=watcher,
     )
 
 

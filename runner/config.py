@@ -345,6 +345,71 @@ class RiskConfig(_Section):
     )
 
 
+RiskMode = Literal["normal", "aggressive", "defensive"]
+Regime = Literal["trending", "ranging", "volatile"]
+
+
+class PolicyConfig(_Section):
+    """The policy and risk rules a run starts with; `runner policy set KEY VALUE` changes any
+    of them while runs go (see runner/policy.py). The rules restrict orders that open, add to
+    or flip a position; orders that only reduce one (CLOSE among them) always pass."""
+
+    risk_mode: RiskMode = Field(
+        "normal", description="normal: orders keep their size; aggressive / defensive: orders "
+        "that open or add to a position are scaled by aggressive_factor / defensive_factor "
+        "(rounded down to the decimal places of the quantity).",
+    )
+    aggressive_factor: Decimal = Field(
+        Decimal("1.5"), ge=1, le=10, description="Size factor of risk_mode aggressive.",
+    )
+    defensive_factor: Decimal = Field(
+        Decimal("0.5"), gt=0, le=1, description="Size factor of risk_mode defensive.",
+    )
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, description="Block signals whose confidence (0..1) is below this; "
+        "signals without a confidence are not checked. Default: no minimum.",
+    )
+    allowlist: tuple[str, ...] | None = Field(
+        None, description="The strategies (by name) that may open or add to positions; the "
+        "others may only reduce them. Default: every strategy.",
+    )
+    max_position_value_per_symbol: Decimal | None = Field(
+        None, gt=0, description="Block orders that would take the account's position in a "
+        "symbol (all strategies together) above this value, at the last price.",
+    )
+    max_position_value_per_strategy: Decimal | None = Field(
+        None, gt=0, description="Block orders that would take the value of a strategy's "
+        "positions (long and short, at the last prices) above this.",
+    )
+    max_daily_loss_per_strategy: Decimal | None = Field(
+        None, gt=0, description="Halt a strategy for the rest of the day (in "
+        "market_data.timezone) once its net P&L has fallen this much since the day began.",
+    )
+    regime_filter: bool = Field(
+        True, description="Apply each strategy's allowed_regimes (false: ignore them).",
+    )
+    regime_volatility: float = Field(
+        0.01, gt=0, description="Regime volatile: ATR(14) / close above this.",
+    )
+    regime_trend: float = Field(
+        0.2, gt=0, description="Regime trending (when not volatile): |slope of SMA(20) per "
+        "bar over the last 10 bars| / ATR(14) above this.",
+    )
+
+    @field_validator("risk_mode", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("allowlist", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        """`a,b` and `[a, b]` written as one string (on the command line) are lists too."""
+        if isinstance(value, str):
+            return [name.strip() for name in value.strip().strip("[]").split(",") if name.strip()]
+        return value
+
+
 class Subscription(_Section):
     """One (symbol, interval) pair a strategy is called for."""
 
@@ -388,6 +453,11 @@ class StrategyEntry(_Section):
     allocation: Decimal | None = Field(
         None, gt=0, description="Cash set aside for this strategy alone; default: it trades "
         "from the pool shared by every strategy without an allocation.",
+    )
+    allowed_regimes: list[Regime] | None = Field(
+        None, min_length=1, description="Market regimes in which it may open or add to "
+        "positions, judged per signal on the signal's symbol at the strategy's interval (see "
+        "policy.regime_filter); default: every regime.",
     )
 
     @model_validator(mode="after")
@@ -451,13 +521,14 @@ class ConfigSource:
 
 
 class RunnerConfig(_Section):
-    """A whole run: pacing, market data, broker, storage, risk, strategies and telemetry."""
+    """A whole run: pacing, market data, broker, storage, risk, policy, strategies and telemetry."""
 
     run: RunConfig = Field(default_factory=RunConfig)
     market_data: MarketDataConfig = Field(default_factory=SyntheticFeedConfig)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
     strategies: list[StrategyEntry] = Field(default_factory=list)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
@@ -600,7 +671,7 @@ def _describe(error: dict, model: type[BaseModel]) -> tuple[tuple, str]:
     loc, info, target = _walk(model, tuple(error["loc"]))
     if kind == "extra_forbidden":
         allowed = sorted(_keys_at(model, tuple(error["loc"])[:-1]))
-        hint = _suggestion(str(loc[-1]), allowed)
+        hint = suggestion(str(loc[-1]), allowed)
         return loc, f"unknown key {loc[-1]!r}" + (f" (did you mean {hint!r}?)" if hint else "") + (
             f"; expected one of: {', '.join(allowed)}" if allowed else "; no keys are expected here"
         )
@@ -611,7 +682,7 @@ def _describe(error: dict, model: type[BaseModel]) -> tuple[tuple, str]:
         if kind == "union_tag_invalid":
             loc, value = loc + (ctx.get("discriminator", "").strip("'"),), ctx.get("tag")
         allowed = re.findall(r"'([^']*)'", ctx.get("expected", "") or ctx.get("expected_tags", ""))
-        hint = _suggestion(str(value), allowed)
+        hint = suggestion(str(value), allowed)
         choices = ", ".join(repr(a) for a in allowed)
         return loc, f"must be one of {choices} (got {value!r}" + (
             f"; did you mean {hint!r}?)" if hint else ")"
@@ -624,7 +695,7 @@ def _describe(error: dict, model: type[BaseModel]) -> tuple[tuple, str]:
     return loc, f"must be {expected}, got {value!r}" if expected else f"{error['msg']}, got {value!r}"
 
 
-def _suggestion(word: str, choices: list[str]) -> str | None:
+def suggestion(word: str, choices: list[str]) -> str | None:
     """Return the choice closest to a mistyped word, if one is close enough."""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return close[0] if close else None

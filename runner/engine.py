@@ -44,6 +44,14 @@ class MetricsEndpoint(Protocol):
     def close(self) -> None: ...
 
 
+class Watcher(Protocol):
+    """A helper thread that lives as long as the run (the policy table's watcher)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class RunStatus(str, Enum):
     CREATED = "created"
     RUNNING = "running"
@@ -71,12 +79,15 @@ class StrategyRunner:
         max_ticks: stop after this many steps.
         duration: stop after this many seconds of clock time.
         metrics: serves the run's metrics from `start` until the run has ended.
+        database: where the records go (shown in the summary).
+        watcher: started with the run, stopped as it ends (before storage is flushed).
     """
 
     def __init__(
         self, run_id: str, feed: Feed, loop: TickLoop, recorder: RunRecorder, pacer: Pacer,
         clock: Clock, started: RunStarted, max_ticks: int | None = None,
         duration: float | None = None, database: str = "", metrics: MetricsEndpoint | None = None,
+        watcher: Watcher | None = None,
     ):
         self.run_id = run_id
         self.feed = feed
@@ -89,6 +100,7 @@ class StrategyRunner:
         self.duration = duration
         self.database = database
         self.metrics = metrics
+        self.watcher = watcher
         self._status = RunStatus.CREATED
         self._status_lock = threading.Lock()
         self._error = ""
@@ -120,6 +132,8 @@ class StrategyRunner:
             raise
         self._started_at = self.clock.monotonic()
         self._status = RunStatus.RUNNING
+        if self.watcher is not None:
+            self.watcher.start()
         self._thread.start()
 
     def stop(self) -> None:
@@ -240,6 +254,8 @@ class StrategyRunner:
 
     def _shutdown(self, status: RunStatus) -> RunStatus:
         """Stop the strategies and flush storage, whatever ended the run."""
+        if self.watcher is not None:
+            self.watcher.stop()  # its connection must close before storage's, see Recorder.close
         try:
             self.loop.finish(self.clock.now())
         except Exception as exc:  # noqa: BLE001

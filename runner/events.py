@@ -1,5 +1,5 @@
 """Records the loop publishes besides orders and fills: signals, equity, strategy faults,
-heartbeats, runs.
+heartbeats, policy changes, symbols added, runs.
 
 They are immutable values handed to storage (and to callbacks); nothing mutates them later.
 """
@@ -25,6 +25,21 @@ class SignalEvent:
     rejection: str = ""
     order_id: int | None = None
     raw: str = ""  # the malformed value, when `signal` is None
+    rule: str = ""  # the policy rule that blocked it, if one did
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChange:
+    """A policy value a run applied from `step` on: at step 0 its starting policy (the
+    config's values, `source` "config", then the database's overrides, "cli"), later each
+    change made with `runner policy set` ("cli"). Values are in `runner policy set` form."""
+
+    step: int
+    timestamp: datetime | None  # the step's bar time; None at the start
+    key: str
+    old_value: str
+    new_value: str
+    source: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Protocol
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, NamedTuple, Protocol
 
 from runner.bars import CandleAggregator
 from runner.clock import Clock
 from runner.broker import Broker, BrokerEvent
-from decimal import Decimal
-
+from runner.config import PolicyConfig
 from runner.domain import Action, Bar, Fill, MarketData, Order, OrderStatus, Side, Signal
 from runner.events import EquitySnapshot, Heartbeat, SignalEvent, StrategyFault, StrategyHealth, SymbolAdded
 from runner.history import HistoryStore
 from runner.host import StrategyHost
 from runner.intervals import interval_seconds
+from runner.policy import PolicyGate
 from runner.portfolio import Portfolio
 from runner.risk import Denied, RiskGate
 from runner.signals import SignalError, coerce_signal
@@ -70,6 +71,7 @@ class TickLoop:
             each step waited for) or "free" (threaded hosts, never waited for; clock-driven).
         symbol_source: how the feed takes symbols added mid-run (None: it cannot).
         symbol_schedule: symbols to add after given steps: {step: [(symbol, spec), ...]}.
+        policy: the policy gate (default: a policy that blocks and scales nothing).
     """
 
     def __init__(
@@ -78,7 +80,7 @@ class TickLoop:
         on_signal: Callable[[SignalEvent], None] | None = None, base_interval: str = "",
         aggregators: Sequence[CandleAggregator] = (), candle_grace_seconds: float = 0.0,
         execution: str = "inline", symbol_source: SymbolSource | None = None,
-        symbol_schedule: dict[int, list[tuple[str, dict]]] | None = None,
+        symbol_schedule: dict[int, list[tuple[str, dict]]] | None = None, policy: PolicyGate | None = None,
     ):
         self.broker = broker
         self.portfolio: Portfolio = broker.portfolio
@@ -86,6 +88,7 @@ class TickLoop:
         self.hosts: list[StrategyHost] = []
         self._hosts_by_name: dict[str, StrategyHost] = {}
         self.risk = risk
+        self.policy = policy or PolicyGate(PolicyConfig(), self.portfolio, history)
         self.history = history
         self.sink = sink
         self.equity_every = equity_every
@@ -106,22 +109,26 @@ class TickLoop:
         self.steps = 0
         self.timestamp: datetime | None = None
         self.orders = self.fills = self.rejections = 0
-        self._records: list[object] = []
+        self.policy_blocks: dict[str, int] = {}  # rule -> signals it blocked
+        self._records: list[object] = list(self.policy.starting_changes)
         self._snapshot = RunSnapshot.empty(self.portfolio.cash)
         self._recent_orders: deque[Order] = deque(maxlen=RECENT_ORDERS)
         self._snapshot_at = 0.0
         self._heartbeat_at = -HEARTBEAT_EVERY_SECONDS  # the first step records one
 
     def step(self, market: MarketData, now: datetime | None = None) -> None:
-        """Fill working orders on the new bars, mark, run the strategies, record the step.
+        """Apply policy changes, fill working orders on the new bars, mark, run the
+        strategies, record the step.
 
         `now` is the wall-clock time of a clock-driven step over a live feed: candles whose
         end plus the grace has passed close then, whether or not their last bar came.
         """
         self.steps += 1
         self.timestamp = market.timestamp
+        self._records.extend(self.policy.begin_step(self.steps, market.timestamp))
         self._publish(self.broker.match(market))
         self.portfolio.mark(market)
+        self.policy.check_daily_losses()
         if self.execution == "free":
             self._collect()
         for interval, bars in self._closed_candles(market, now):
@@ -311,7 +318,7 @@ class TickLoop:
         return self._snapshot
 
     def _submit_signal(self, host: StrategyHost, raw: Any) -> Order | None:
-        """Validate, size and submit one signal; record what became of it."""
+        """Validate, size, apply the policy to and submit one signal; record what became of it."""
         host.stats.signals += 1
         try:
             signal = coerce_signal(raw)
@@ -319,21 +326,24 @@ class TickLoop:
             return self._deny(host, None, f"malformed signal: {exc}", raw=repr(raw)[:200])
         if signal.symbol not in host.symbols:
             return self._deny(host, signal, f"symbol {signal.symbol!r} is not subscribed by this strategy")
+        last_price = self.portfolio.last_prices.get(signal.symbol)
         try:
-            refusal = host.validator(signal, self.portfolio.last_prices.get(signal.symbol))
+            refusal = host.validator(signal, last_price)
         except Exception as exc:  # noqa: BLE001 - a validator plugin may raise anything
             refusal = f"the signal validator raised {type(exc).__name__}: {exc}"
         if refusal:
             return self._deny(host, signal, refusal)
+        held = self.portfolio.quantity(host.name, signal.symbol)
         try:
-            request = self.risk.order_request(
-                signal, self.portfolio.quantity(host.name, signal.symbol),
-                self.portfolio.last_prices.get(signal.symbol),
-            )
+            sized = self.risk.size(signal, held)
+            if sized is None:
+                return None
+            side, quantity = sized
+            if self.policy.active:
+                quantity = self.policy.check(host.name, host.interval, signal, side, quantity, held, last_price)
+            request = self.risk.order_request(signal, side, quantity, last_price)
         except Denied as exc:
-            return self._deny(host, signal, str(exc))
-        if request is None:
-            return None
+            return self._deny(host, signal, str(exc), rule=exc.rule)
         states = self.broker.submit(host.name, request, self.timestamp)
         self.orders += 1
         order = states[-1]
@@ -364,13 +374,16 @@ class TickLoop:
 
     def _deny(
         self, host: StrategyHost, signal: Signal | None, reason: str, raw: str = "",
-        order_id: int | None = None,
+        order_id: int | None = None, rule: str = "",
     ) -> None:
-        """Record a refused signal or request; a well-formed signal refused before it became
-        an order is reported through `on_order_rejected` as an order with id 0."""
+        """Record a refused signal or request (with the policy rule that blocked it, if one
+        did); a well-formed signal refused before it became an order is reported through
+        `on_order_rejected` as an order with id 0."""
         host.stats.rejected += 1
         self.rejections += 1
-        self._signal_event(host, signal, False, reason, order_id, raw=raw)
+        if rule:
+            self.policy_blocks[rule] = self.policy_blocks.get(rule, 0) + 1
+        self._signal_event(host, signal, False, reason, order_id, raw=raw, rule=rule)
         if signal is not None and signal.action in (Action.BUY, Action.SELL, Action.CLOSE):
             self._recent_orders.append(refused := self._refused_order(host, signal, reason))
             if host.notify("on_order_rejected", refused, self.steps, self.timestamp):
@@ -390,10 +403,10 @@ class TickLoop:
 
     def _signal_event(
         self, host: StrategyHost, signal: Signal | None, accepted: bool, rejection: str = "",
-        order_id: int | None = None, raw: str = "",
+        order_id: int | None = None, raw: str = "", rule: str = "",
     ) -> None:
         event = SignalEvent(
-            host.name, self.steps, self.timestamp, signal, accepted, rejection, order_id, raw,
+            host.name, self.steps, self.timestamp, signal, accepted, rejection, order_id, raw, rule,
         )
         self._records.append(event)
         if self.on_signal is not None:
@@ -476,10 +489,11 @@ class TickLoop:
                     rejected=host.stats.rejected, errors=host.stats.errors,
                     pnl=pnl[host.name], disabled_reason=host.disabled_reason,
                     overruns=host.stats.overruns, queue_depth=host.queue_depth,
-                    latency=host.stats.latency,
+                    latency=host.stats.latency, halted_until=self.policy.halted_until(host.name),
                 )
                 for host in self.hosts
             ),
+            policy_blocks=tuple(sorted(self.policy_blocks.items())),
             open_positions=tuple(p for p in portfolio.positions() if p.quantity),
             recent_orders=tuple(self._recent_orders),
         )

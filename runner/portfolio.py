@@ -94,6 +94,19 @@ class Portfolio:
         holding = self._holdings.get((strategy, symbol))
         return holding.quantity if holding else ZERO
 
+    def symbol_quantity(self, symbol: str) -> Decimal:
+        """The account's net position in `symbol`: every strategy's quantity added up."""
+        return sum((h.quantity for (_, held), h in self._holdings.items() if held == symbol), ZERO)
+
+    def gross_value(self, strategy: str) -> Decimal:
+        """The value of a strategy's positions, long and short alike, at the last prices."""
+        last = self.last_prices
+        return sum(
+            (abs(h.quantity) * last.get(symbol, ZERO) for (name, symbol), h in self._holdings.items()
+             if name == strategy and h.quantity),
+            ZERO,
+        )
+
     def short_value(self, pool: str) -> Decimal:
         """Market value of the short positions of the strategies trading from `pool`."""
         last = self.last_prices

@@ -11,11 +11,16 @@ from runner.order_rules import bracket_problem, entry_price, price_problem
 
 
 class Denied(Exception):
-    """The signal cannot become an order; the message is the reason recorded with it."""
+    """The signal cannot become an order; the message is the reason recorded with it, and
+    `rule` the policy rule that blocked it ("" when no policy rule did)."""
+
+    def __init__(self, reason: str, rule: str = ""):
+        super().__init__(reason)
+        self.rule = rule
 
 
 class RiskGate:
-    """Turn a signal into an order request, or deny it with a reason.
+    """Size a signal into an order request, or deny it with a reason.
 
     Sizing: a BUY without quantity takes `default_quantity`; a SELL without quantity sells the
     whole long position; CLOSE flattens the position whatever its side. HOLD makes no order.
@@ -29,25 +34,35 @@ class RiskGate:
         self.default_quantity = default_quantity
         self.max_order_value = max_order_value
 
-    def order_request(self, signal: Signal, held: Decimal, last_price: Decimal | None) -> OrderRequest | None:
-        """Return the order for `signal` given the strategy's position `held`, None for HOLD.
+    def size(self, signal: Signal, held: Decimal) -> tuple[Side, Decimal] | None:
+        """The side and quantity of the order for `signal`, given the strategy's position
+        `held`; None for HOLD.
 
         Raises:
-            Denied: there is nothing to sell or close, or a limit would be exceeded.
+            Denied: there is nothing to sell or close.
         """
         action = signal.action
         if action is Action.HOLD:
             return None
         if action is Action.BUY:
-            side, quantity = Side.BUY, signal.quantity or self.default_quantity
-        elif action is Action.SELL:
-            side, quantity = Side.SELL, signal.quantity or held
+            return Side.BUY, signal.quantity or self.default_quantity
+        if action is Action.SELL:
+            quantity = signal.quantity or held
             if quantity <= 0:
                 raise Denied(f"nothing to sell: no long position in {signal.symbol}")
-        else:
-            if held == 0:
-                raise Denied(f"nothing to close: no position in {signal.symbol}")
-            side, quantity = (Side.SELL, held) if held > 0 else (Side.BUY, -held)
+            return Side.SELL, quantity
+        if held == 0:
+            raise Denied(f"nothing to close: no position in {signal.symbol}")
+        return (Side.SELL, held) if held > 0 else (Side.BUY, -held)
+
+    def order_request(
+        self, signal: Signal, side: Side, quantity: Decimal, last_price: Decimal | None,
+    ) -> OrderRequest:
+        """The order of a sized signal, with the signal's terms.
+
+        Raises:
+            Denied: its estimated value exceeds `max_order_value`.
+        """
         if self.max_order_value is not None and last_price is not None:
             value = quantity * last_price
             if value > self.max_order_value:

@@ -28,6 +28,7 @@ class StrategySnapshot:
     overruns: int = 0  # market data it missed while busy (clock-driven, threaded)
     queue_depth: int = 0  # notifications waiting for it now
     latency: LatencyHistogram | None = None  # its on_tick times (a copy), for telemetry
+    halted_until: datetime | None = None  # halted by policy.max_daily_loss_per_strategy until then
 
     @classmethod
     def timed(cls, *args, latency: LatencyHistogram, **kwargs) -> StrategySnapshot:
@@ -68,6 +69,7 @@ class RunSnapshot:
     overruns: int = 0
     open_positions: tuple[Position, ...] = ()
     recent_orders: tuple[Order, ...] = ()  # the latest order states, newest last (live view only)
+    policy_blocks: tuple[tuple[str, int], ...] = ()  # (rule, signals it blocked), by rule
 
     @classmethod
     def empty(cls, cash: Decimal) -> RunSnapshot:
@@ -104,9 +106,11 @@ class RunSnapshot:
                     "state": s.state, "signals": s.signals,
                     "accepted": s.accepted, "rejected": s.rejected, "errors": s.errors,
                     "pnl": str(s.pnl), "disabled_reason": s.disabled_reason, **s.timing(),
+                    "halted_until": s.halted_until.isoformat() if s.halted_until else None,
                 }
                 for s in self.strategies
             },
+            "policy_blocks": dict(self.policy_blocks),
             "error": self.error,
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "database": self.database,

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from pydantic import ValidationError
 
-from runner.config import RunnerConfig, validation_problems
+from runner.config import RunnerConfig, suggestion, validation_problems
 from runner.errors import ConfigError, ConfigProblem, StrategyLoadError
 from runner.registry import entry_class, known_strategies
 from runner.risk import validators
@@ -98,7 +98,23 @@ def allocation_problems(config: RunnerConfig) -> list[ConfigProblem]:
     )]
 
 
-CHECKS = (strategy_problems, symbol_problems, name_problems, allocation_problems)
+def policy_problems(config: RunnerConfig) -> list[ConfigProblem]:
+    """Every strategy policy.allowlist names is a strategy of the config."""
+    allowlist = config.policy.allowlist
+    names = [entry.display_name for entry in config.strategies]
+    problems = []
+    for index, name in enumerate(allowlist or ()):
+        if name not in names:
+            hint = suggestion(name, names)
+            problems.append(config.source.problem(
+                ("policy", "allowlist", index),
+                f"unknown strategy {name!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+                + f"; the config's strategies: {', '.join(names) or 'none'}",
+            ))
+    return problems
+
+
+CHECKS = (strategy_problems, symbol_problems, name_problems, allocation_problems, policy_problems)
 
 
 def config_problems(config: RunnerConfig) -> list[ConfigProblem]:

@@ -82,3 +82,15 @@ def test_the_summary_gives_each_strategy_its_timing_overruns_and_queue():
     row = next(line for line in text.splitlines() if line.lstrip().startswith("slow"))
     assert "101.50/104.25/612.00" in row and " 31 " in row and " 2 " in row
     assert "slow disabled: stuck: on_tick did not return within 0.5 s" in text
+
+
+def test_the_summary_and_the_dashboard_show_policy_blocks_and_halted_strategies():
+    from cli.render import dashboard
+
+    resumes = datetime(2024, 3, 5, tzinfo=UTC)
+    halted = StrategySnapshot("ma", "running", 250, 4, 3, 1, 0, Decimal("-60"), halted_until=resumes)
+    state = snap(strategies=(halted,), policy_blocks=(("max_daily_loss", 2), ("regime", 5)))
+    text = text_of(summary(state))
+    assert "policy blocks  max_daily_loss 2, regime 5" in text
+    assert "ma halted by policy.max_daily_loss_per_strategy until 2024-03-05 00:00 UTC" in text
+    assert "halted" in text_of(dashboard(state))

@@ -10,22 +10,20 @@ gate = RiskGate(default_quantity=D(3), max_order_value=D(10_000))
 
 
 def test_buy_without_quantity_takes_the_default():
-    request = gate.order_request(Signal("AAA", Action.BUY), held=D(0), last_price=D(100))
-    assert (request.side, request.quantity) == (Side.BUY, D(3))
+    assert gate.size(Signal("AAA", Action.BUY), held=D(0)) == (Side.BUY, D(3))
 
 
 def test_sell_without_quantity_sells_the_whole_long_position():
-    assert gate.order_request(Signal("AAA", Action.SELL), held=D(7), last_price=D(100)).quantity == D(7)
+    assert gate.size(Signal("AAA", Action.SELL), held=D(7)) == (Side.SELL, D(7))
 
 
 @pytest.mark.parametrize(("held", "side", "quantity"), [(D(7), Side.SELL, D(7)), (D(-4), Side.BUY, D(4))])
 def test_close_flattens_either_side(held, side, quantity):
-    request = gate.order_request(Signal("AAA", Action.CLOSE), held=held, last_price=D(100))
-    assert (request.side, request.quantity) == (side, quantity)
+    assert gate.size(Signal("AAA", Action.CLOSE), held=held) == (side, quantity)
 
 
 def test_hold_makes_no_order():
-    assert gate.order_request(Signal("AAA", Action.HOLD), held=D(0), last_price=D(100)) is None
+    assert gate.size(Signal("AAA", Action.HOLD), held=D(0)) is None
 
 
 @pytest.mark.parametrize(
@@ -33,13 +31,18 @@ def test_hold_makes_no_order():
     [
         (Signal("AAA", Action.SELL), D(0), "nothing to sell: no long position in AAA"),
         (Signal("AAA", Action.CLOSE), D(0), "nothing to close: no position in AAA"),
-        (Signal("AAA", Action.BUY, D(120)), D(0), "order value 12000.00 exceeds risk.max_order_value 10000"),
     ],
 )
-def test_denials_say_why(signal, held, reason):
+def test_sizing_denials_say_why(signal, held, reason):
     with pytest.raises(Denied) as denied:
-        gate.order_request(signal, held=held, last_price=D(100))
+        gate.size(signal, held=held)
     assert str(denied.value) == reason
+    assert denied.value.rule == ""
+
+
+def test_order_value_limit():
+    with pytest.raises(Denied, match=r"^order value 12000.00 exceeds risk.max_order_value 10000$"):
+        gate.order_request(Signal("AAA", Action.BUY, D(120)), Side.BUY, D(120), last_price=D(100))
 
 
 def test_the_order_keeps_the_signals_terms():
@@ -47,7 +50,7 @@ def test_the_order_keeps_the_signals_terms():
         "AAA", Action.BUY, D(2), OrderType.STOP_LIMIT, limit_price=D(101), stop_price=D(100),
         stop_loss=D(95), take_profit=D(110), reason="breakout", time_in_force=TimeInForce.DAY,
     )
-    request = gate.order_request(signal, held=D(0), last_price=D(99))
-    assert (request.order_type, request.limit_price, request.stop_price, request.stop_loss,
-            request.take_profit, request.time_in_force, request.reason) == (
-        OrderType.STOP_LIMIT, D(101), D(100), D(95), D(110), TimeInForce.DAY, "breakout")
+    request = gate.order_request(signal, *gate.size(signal, held=D(0)), last_price=D(99))
+    assert (request.side, request.quantity, request.order_type, request.limit_price, request.stop_price,
+            request.stop_loss, request.take_profit, request.time_in_force, request.reason) == (
+        Side.BUY, D(2), OrderType.STOP_LIMIT, D(101), D(100), D(95), D(110), TimeInForce.DAY, "breakout")

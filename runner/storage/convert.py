@@ -6,10 +6,13 @@ import json
 from dataclasses import asdict
 
 from runner.domain import Fill, Order, Position
-from runner.events import EquitySnapshot, Heartbeat, RunFinished, SignalEvent, StrategyFault, SymbolAdded
+from runner.events import (
+    EquitySnapshot, Heartbeat, PolicyChange, RunFinished, SignalEvent, StrategyFault, SymbolAdded,
+)
 from runner.storage.models import (
-    EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PositionRecord,
-    SignalRecord, StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord, SymbolAddedRecord,
+    EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
+    PositionRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord,
+    SymbolAddedRecord,
 )
 from runner.snapshot import StrategySnapshot
 
@@ -68,6 +71,7 @@ def add_rows(item: object, run_id: str, rows: Rows) -> None:
             "confidence": signal.confidence if signal else None,
             "reason": signal.reason if signal else item.raw,
             "accepted": item.accepted, "rejection": item.rejection, "order_id": item.order_id,
+            "rule": item.rule,
         })
     elif kind is StrategyFault:
         rows[StrategyErrorRecord].append({
@@ -91,6 +95,11 @@ def add_rows(item: object, run_id: str, rows: Rows) -> None:
             "run_id": run_id, "step": item.step, "bar_time": item.timestamp, "wall_time": item.wall_time,
             "expected_every_seconds": item.expected_every_seconds,
             "strategies": json.dumps([asdict(s) for s in item.strategies]),
+        })
+    elif kind is PolicyChange:
+        rows[PolicyChangeRecord].append({
+            "run_id": run_id, "step": item.step, "timestamp": item.timestamp, "key": item.key,
+            "old_value": item.old_value, "new_value": item.new_value, "source": item.source,
         })
     elif kind is RunFinished:
         rows[RunFinished].append({

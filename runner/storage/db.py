@@ -18,6 +18,12 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{path}"
 
 
+def is_in_memory(url: str) -> bool:
+    """True for an in-memory SQLite database: it lives in one connection, no other can open it."""
+    parsed = parse_database_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
 def open_database(url: str, create: bool = True) -> Engine:
     """Create an engine for `url`, preparing SQLite files (parent folder, WAL) and the schema.
 
@@ -30,7 +36,7 @@ def open_database(url: str, create: bool = True) -> Engine:
     except ValueError as exc:
         raise ConfigError(f"storage.url: {exc}") from None
     is_sqlite = parsed.get_backend_name() == "sqlite"
-    in_memory = is_sqlite and parsed.database in (None, "", ":memory:")
+    in_memory = is_in_memory(url)
     try:
         if is_sqlite and not in_memory and create:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

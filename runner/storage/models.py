@@ -1,4 +1,5 @@
-"""SQLModel tables: thin records, one per kind, every row keyed by its run id.
+"""SQLModel tables: thin records, one per kind, every row keyed by its run id (except the
+database-wide `policy` table).
 
 Ledger amounts are stored as TEXT holding the exact `Decimal`, never as SQLite REAL.
 """
@@ -151,6 +152,7 @@ class SignalRecord(SQLModel, table=True):
     accepted: bool
     rejection: str = ""
     order_id: int | None = None
+    rule: str = ""  # the policy rule that blocked it, if one did
 
 
 class StrategyErrorRecord(SQLModel, table=True):
@@ -211,3 +213,27 @@ class SymbolAddedRecord(SQLModel, table=True):
     step: int
     timestamp: datetime | None = None
     requested_by: str = ""
+class PolicyChangeRecord(SQLModel, table=True):
+    """A policy value a run applied from `step` on (see events.PolicyChange)."""
+
+    __tablename__ = "policy_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    step: int
+    timestamp: datetime | None = None
+    key: str
+    old_value: str
+    new_value: str
+    source: str  # config | cli
+
+
+class PolicySettingRecord(SQLModel, table=True):
+    """The operator's live override of one policy key, for every run of the database; written
+    by `runner policy set`, in its form (see runner/policy.py)."""
+
+    __tablename__ = "policy"
+
+    key: str = Field(primary_key=True)
+    value: str
+    updated_at: datetime

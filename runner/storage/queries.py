@@ -6,8 +6,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from runner.storage.models import (
-    EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PositionRecord,
-    RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord,
+    EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
+    PositionRecord, RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
+    StrategyStatsRecord,
 )
 
 
@@ -57,6 +58,10 @@ def signals(engine: Engine, run_id: str) -> list[SignalRecord]:
 
 def strategy_errors(engine: Engine, run_id: str) -> list[StrategyErrorRecord]:
     return _rows(engine, StrategyErrorRecord, run_id, [StrategyErrorRecord.id])
+
+
+def policy_changes(engine: Engine, run_id: str) -> list[PolicyChangeRecord]:
+    return _rows(engine, PolicyChangeRecord, run_id, [PolicyChangeRecord.id])
 
 
 # --- filtered reads for the `runner runs|status|orders|fills|positions` commands ----------------

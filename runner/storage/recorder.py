@@ -22,14 +22,16 @@ from runner.errors import StorageError
 from runner.events import RunFinished, RunStarted
 from runner.storage.convert import Rows, add_rows
 from runner.storage.models import (
-    EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PositionRecord,
-    RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord,
-    SymbolAddedRecord,
+    EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
+    PositionRecord, RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
+    StrategyStatsRecord, SymbolAddedRecord,
 )
 
 log = logging.getLogger(__name__)
 
-_INSERTED = (OrderEventRecord, FillRecord, SignalRecord, StrategyErrorRecord, SymbolAddedRecord)
+_INSERTED = (
+    OrderEventRecord, FillRecord, SignalRecord, StrategyErrorRecord, SymbolAddedRecord, PolicyChangeRecord,
+)
 _UPSERT_KEYS = {
     OrderRecord: ("run_id", "order_id"),
     PositionRecord: ("run_id", "strategy", "symbol"),
