@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from cli import errors, records
+from cli.audit import audit
 from cli.errors import EXIT_FAILURE, EXIT_USAGE, handled
 from cli.health import health
 from cli.model import model_app
@@ -46,6 +47,7 @@ for _name in ("runs", "status", "orders", "fills", "positions"):
     app.command(_name)(getattr(records, _name))
 app.command()(report)
 app.command()(health)
+app.command()(audit)
 
 LOG_EVERY_SECONDS = 5.0
 

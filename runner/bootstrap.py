@@ -17,12 +17,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from runner.broker import Broker
-from runner.broker.fees import CommissionModel, FeeSchedule
+from runner.broker.fees import fee_schedule
 from runner.broker.fills import BarFillModel
 from runner.broker.paper import PaperBroker
 from runner.clock import Clock, WallClock
 from runner.bars import CandleAggregator
-from runner.config import CommissionConfig, ConfigSource, PolicyConfig, RunnerConfig, SyntheticFeedConfig
+from runner.config import ConfigSource, PolicyConfig, RunnerConfig, SyntheticFeedConfig
 from runner.engine import StrategyRunner
 from runner.errors import ConfigError, StrategyLoadError
 from runner.events import RunStarted, SignalEvent
@@ -90,10 +90,7 @@ def build(
             for entry in enabled if entry.allocation is not None
         }),
         BarFillModel(settings.slippage_bps, settings.limit_fill, settings.max_volume_participation),
-        FeeSchedule(
-            _commission_model(settings.commission),
-            {symbol: _commission_model(settings.commission_for(symbol)) for symbol in settings.commission_by_symbol},
-        ),
+        fee_schedule(settings),
         feed.symbols, settings.allow_short, settings.short_margin, settings.max_position,
         config.market_data.timezone,
     )
@@ -121,12 +118,6 @@ def build(
         strategy_timeout=run.strategy_timeout, symbol_schedule=schedule, run_id=run_id, source=config.source, clock=clock, on_signal=on_signal,
         base_dir=config.source.base_dir, metrics_port=config.telemetry.metrics_port,
         metrics_host=config.telemetry.metrics_host,
-    )
-
-
-def _commission_model(settings: CommissionConfig) -> CommissionModel:
-    return CommissionModel(
-        settings.per_share, settings.percent, settings.per_order, settings.minimum, settings.maximum_percent,
     )
 
 

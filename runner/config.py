@@ -634,6 +634,11 @@ def load_config_text(text: str, name: str = "<config>") -> RunnerConfig:
         lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise ConfigError([_yaml_problem(name, text, exc)]) from None
+    except RecursionError:  # PyYAML parses recursively, and an alias may hold its own anchor
+        raise ConfigError([ConfigProblem(
+            name, "", "invalid YAML: nested too deeply, or an alias (*name) inside the mapping or "
+            "list its anchor (&name) marks",
+        )]) from None
     source = ConfigSource(name, text, lines)
     if data is None:
         data = {}
@@ -816,10 +821,27 @@ def _yaml_problem(name: str, text: str, exc: yaml.YAMLError) -> ConfigProblem:
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A safe loader that refuses a key given twice in one mapping (YAML would keep the last)."""
 
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+            # A tagged scalar its constructor cannot read (`!!int` alone, `!!float x`).
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.value!r} as {node.tag.rpartition(':')[2]}: {exc}", node.start_mark,
+            ) from None
+
     def construct_mapping(self, node, deep=False):
+        if not isinstance(node, yaml.MappingNode):  # `!!set 0`: the base class says what is wrong
+            return super().construct_mapping(node, deep)
         first_line: dict[object, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a key must be a plain value, got {_kind(key)}", key_node.start_mark,
+                ) from None
             if key in first_line:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r} (first given on line {first_line[key]})",

@@ -33,7 +33,7 @@ def coerce_signal(raw: Any) -> Signal:
     if isinstance(raw, Signal):
         data = {key: getattr(raw, key) for key in _SIGNAL_KEYS}
     elif isinstance(raw, dict):
-        unknown = sorted(set(raw) - set(_SIGNAL_KEYS))
+        unknown = sorted((key for key in raw if key not in _SIGNAL_KEYS), key=repr)  # keys of any kind
         if unknown:
             raise SignalError(
                 f"unknown signal key(s) {', '.join(map(repr, unknown))}; "
@@ -53,7 +53,7 @@ def coerce_signal(raw: Any) -> Signal:
         order_type=_choice(OrderType, _given(data, "order_type", OrderType.MARKET), "order_type"),
         **{key: _positive(data.get(key), key) for key in _PRICE_KEYS},
         confidence=_confidence(data.get("confidence")),
-        reason=str(data.get("reason") or ""),
+        reason="" if data.get("reason") is None else str(data["reason"]),
         time_in_force=_choice(TimeInForce, _given(data, "time_in_force", TimeInForce.GTC), "time_in_force"),
     )
 
@@ -109,7 +109,10 @@ def _confidence(value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
         raise SignalError(f"confidence must be a number in 0..1 (or 0..100), got {_show(value)}")
-    number = float(value)
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):  # an int beyond floats, a signalling NaN
+        raise SignalError(f"confidence must be a number in 0..1 (or 0..100), got {_show(value)[:40]}") from None
     if number > 1:
         number /= 100
     if not 0 <= number <= 1:

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import Field
 
+from runner import audit
 from runner.bootstrap import StrategySetup, assemble
 from runner.broker.fees import CommissionModel, FeeSchedule
 from runner.broker.fills import BarFillModel
@@ -680,12 +681,7 @@ def test_replaying_the_recorded_fills_reproduces_the_recorded_positions_and_cash
     assert len(fills) > 100, "the run trades enough to exercise the books"
     assert {f.side for f in fills} == {"BUY", "SELL"}
 
-    fresh = Portfolio(Decimal(20_000), {"one": Decimal(6_000)})
-    for row in fills:
-        fresh.apply_fill(Fill(
-            row.fill_id, row.order_id, row.strategy, row.symbol, Side(row.side), row.quantity,
-            row.price, row.commission, row.timestamp,
-        ))
+    fresh = audit.replay(fills, Decimal(20_000), {"one": Decimal(6_000)})
     recorded = {
         (row.strategy, row.symbol): (row.quantity, row.average_cost, row.realized_pnl, row.fees)
         for row in queries.positions(engine, runner.run_id)
@@ -695,3 +691,5 @@ def test_replaying_the_recorded_fills_reproduces_the_recorded_positions_and_cash
     last = queries.equity(engine, runner.run_id)[-1]
     assert last.cash == fresh.cash == portfolio.cash
     assert last.equity == portfolio.equity() == summary.equity
+    assert fresh.pool_cash == portfolio.pool_cash
+    assert audit.audit_run(engine, runner.run_id, fees=broker.fees) == []

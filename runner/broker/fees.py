@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from runner.domain import ZERO, Order
+
+if TYPE_CHECKING:
+    from runner.config import BrokerConfig, CommissionConfig
 
 _PERCENT = Decimal(100)
 
@@ -59,3 +63,17 @@ class FeeSchedule:
         before_quantity, before_notional = order.filled_quantity, order.filled_notional
         after = model.order_commission(before_quantity + quantity, before_notional + quantity * price)
         return after - model.order_commission(before_quantity, before_notional)
+
+
+def fee_schedule(settings: BrokerConfig) -> FeeSchedule:
+    """The fee schedule of a broker config: its commission, and per symbol its overrides."""
+    return FeeSchedule(
+        _commission_model(settings.commission),
+        {symbol: _commission_model(settings.commission_for(symbol)) for symbol in settings.commission_by_symbol},
+    )
+
+
+def _commission_model(settings: CommissionConfig) -> CommissionModel:
+    return CommissionModel(
+        settings.per_share, settings.percent, settings.per_order, settings.minimum, settings.maximum_percent,
+    )

@@ -28,9 +28,10 @@ class BadRow:
         return f"{where}: column {self.column}: {self.problem}"
 
 
-def bad_rows(table: OhlcvTable) -> tuple[np.ndarray, list[BadRow]]:
-    """Return a mask of the bad rows and the problems of the first few of them (in file order)."""
-    rules = _rules(table)
+def bad_rows(table: OhlcvTable, price_precision: int | None = None) -> tuple[np.ndarray, list[BadRow]]:
+    """Return a mask of the bad rows and the problems of the first few of them (in file order);
+    with `price_precision`, a price that rounds to 0 is bad too."""
+    rules = _rules(table, price_precision)
     bad = np.zeros(len(table), dtype=bool)
     for mask, _, _ in rules:
         bad |= mask
@@ -42,7 +43,7 @@ def bad_rows(table: OhlcvTable) -> tuple[np.ndarray, list[BadRow]]:
     return bad, problems
 
 
-def _rules(table: OhlcvTable) -> list[tuple[np.ndarray, str, object]]:
+def _rules(table: OhlcvTable, price_precision: int | None = None) -> list[tuple[np.ndarray, str, object]]:
     """(mask, column, message maker) for each row rule, in the order they are reported."""
     o, h, l, c, v = table.open, table.high, table.low, table.close, table.volume
     hint = " (not a date and time between 1971 and 2199" + (
@@ -60,6 +61,10 @@ def _rules(table: OhlcvTable) -> list[tuple[np.ndarray, str, object]]:
         for name, values in present:
             if name != "volume":
                 rules.append((values <= 0, name, lambda i, n=name, x=values: f"{n} must be positive, got {_text(x[i])}"))
+                if price_precision is not None:
+                    rules.append((_rounds_to_zero(values, price_precision), name, lambda i, n=name, x=values: (
+                        f"{n} {_text(x[i])} rounds to 0 at market_data.price_precision {price_precision}"
+                    )))
         top, bottom = np.maximum(o, c), np.minimum(o, c)
         rules += [
             (h < l, "high", lambda i: f"high {_text(h[i])} is below low {_text(l[i])}"),
@@ -68,6 +73,14 @@ def _rules(table: OhlcvTable) -> list[tuple[np.ndarray, str, object]]:
             (v < 0, "volume", lambda i: f"volume must not be negative, got {_text(v[i])}"),
         ]
     return rules
+
+
+def _rounds_to_zero(values: np.ndarray, places: int) -> np.ndarray:
+    """Positive prices that the replay's rounding (Python's `round`) turns into 0."""
+    mask = np.zeros(len(values), dtype=bool)
+    small = np.flatnonzero((values > 0) & (values < 10.0 ** -places))
+    mask[small] = [round(float(values[i]), places) == 0 for i in small]
+    return mask
 
 
 def _text(value: float) -> str:

@@ -105,7 +105,7 @@ def load_replay(
     for symbol, table in tables:
         if symbol is None and symbols:  # a long file: check only the rows that will be replayed
             table = _only(table, symbols)
-        mask, problems = bad_rows(table)
+        mask, problems = bad_rows(table, price_precision)
         count = int(mask.sum())
         if count and on_bad_rows == "fail":
             failures.append(report(table.path, count, problems))
@@ -116,6 +116,8 @@ def load_replay(
     if failures:
         raise DataError("\n".join(failures))
     series = _by_symbol(clean, symbols)
+    if not series:  # a long file without a row
+        raise DataError(f"no rows to replay in {', '.join(table.path for _, table in clean)}")
     empty = [f"{symbol} ({table.path})" for symbol, table in series.items() if len(table) == 0]
     if empty:
         raise DataError(f"no rows to replay for {', '.join(empty)}")
@@ -130,7 +132,7 @@ def _tables(file_format, base_dir, path, files, symbols, timezone, adjusted) -> 
     if files:
         return [(symbol, read(name)) for symbol, name in files.items()]
     if "{symbol}" in path:
-        return [(symbol, read(path.format(symbol=symbol))) for symbol in symbols]
+        return [(symbol, read(path.replace("{symbol}", symbol))) for symbol in symbols]  # other braces are text
     table = read(path)
     if table.symbol is None:
         if symbols and len(symbols) > 1:

@@ -32,7 +32,7 @@ class OhlcvTable:
 
     path: str
     line_word: str  # "line" for CSV, "row" for Parquet
-    columns: frozenset[str]  # the price and volume columns the file really has
+    columns: frozenset[str]  # the price and volume columns the file really has (close always: maybe as Adj Close)
     timezone: str
     line: np.ndarray
     timestamp: np.ndarray  # int64 UTC nanoseconds; NAT where not understood
@@ -79,16 +79,16 @@ def read_table(path: Path, file_format: str, timezone: str, adjusted: bool = Fal
     close = _numbers(frame[names[close_key]])
     prices = {key: _numbers(frame[names[key]]) if key in names else close for key in PRICE_COLUMNS}
     if adjusted:
-        with np.errstate(divide="ignore", invalid="ignore"):  # a close of 0 gives NaN: a bad row
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # NaN or inf: a bad row
             factor = np.where(prices["close"] > 0, close / prices["close"], np.nan)
-        prices = {key: prices[key] * factor for key in ("open", "high", "low")} | {"close": close}
+            prices = {key: prices[key] * factor for key in ("open", "high", "low")} | {"close": close}
     volume = _numbers(frame[names["volume"]]) if "volume" in names else np.zeros(len(frame))
     symbol_key = next((key for key in SYMBOL_COLUMNS if key in names), None)
     raw_time = frame[time_column]
     return OhlcvTable(
         path=str(path),
         line_word="line" if file_format == "csv" else "row",
-        columns=frozenset(key for key in (*PRICE_COLUMNS, "volume") if key in names),
+        columns=frozenset(key for key in (*PRICE_COLUMNS, "volume") if key in names) | {"close"},  # Adj Close too
         timezone=timezone,
         line=lines,
         timestamp=_utc_nanoseconds(frame[time_column], timezone),
@@ -122,6 +122,9 @@ def _read_frame(path: Path, file_format: str) -> tuple[pd.DataFrame, np.ndarray]
         frame = pd.read_parquet(path)
         if not isinstance(frame.index, pd.RangeIndex):  # a time (and symbol) index: make columns
             frame = frame.reset_index()
+        for column in frame.columns:  # Arrow decodes text lazily: bad UTF-8 must fail here, as a DataError
+            if pd.api.types.is_string_dtype(frame[column].dtype):
+                frame[column].to_numpy()
         return frame, np.arange(1, 1 + len(frame), dtype=np.int64)
     except DataError:
         raise
@@ -167,7 +170,7 @@ def _sniff(path: Path) -> tuple[str, str]:
 
 def _symbols(column: pd.Series) -> np.ndarray:
     """The symbol column as strings; an empty cell becomes "" (reported as a bad row)."""
-    return column.fillna("").astype(str).str.strip().to_numpy(dtype=object)
+    return column.astype(object).fillna("").astype(str).str.strip().to_numpy(dtype=object)
 
 
 def _listing(frame: pd.DataFrame) -> str:

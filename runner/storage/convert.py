@@ -1,11 +1,11 @@
-"""The one converter from published values to table rows."""
+"""The one converter from published values to table rows (and from fill rows back to fills)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
 
-from runner.domain import Fill, Order, Position
+from runner.domain import Fill, Order, Position, Side
 from runner.events import (
     EquitySnapshot, Heartbeat, PolicyChange, RunFinished, SignalEvent, StrategyFault, SymbolAdded,
 )
@@ -108,3 +108,15 @@ def add_rows(item: object, run_id: str, rows: Rows) -> None:
         })
     else:
         raise TypeError(f"no table for {kind.__name__}")
+
+
+def fill_of(row: FillRecord) -> Fill:
+    """The `Fill` a fill row records.
+
+    Raises:
+        ValueError: the row's side is neither BUY nor SELL.
+    """
+    return Fill(
+        row.fill_id, row.order_id, row.strategy, row.symbol, Side(row.side), row.quantity,
+        row.price, row.commission, row.timestamp,
+    )

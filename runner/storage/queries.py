@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, col, select
 
@@ -22,10 +24,13 @@ def latest_run(engine: Engine) -> RunRecord | None:
         return session.exec(select(RunRecord).order_by(col(RunRecord.started_at).desc())).first()
 
 
+def _of_run(table: type[SQLModel], run_id: str, order_by):
+    return select(table).where(table.run_id == run_id).order_by(*order_by)
+
+
 def _rows(engine: Engine, table: type[SQLModel], run_id: str, order_by) -> list:
     with Session(engine) as session:
-        statement = select(table).where(table.run_id == run_id).order_by(*order_by)
-        return list(session.exec(statement))
+        return list(session.exec(_of_run(table, run_id, order_by)))
 
 
 def orders(engine: Engine, run_id: str) -> list[OrderRecord]:
@@ -62,6 +67,46 @@ def strategy_errors(engine: Engine, run_id: str) -> list[StrategyErrorRecord]:
 
 def policy_changes(engine: Engine, run_id: str) -> list[PolicyChangeRecord]:
     return _rows(engine, PolicyChangeRecord, run_id, [PolicyChangeRecord.id])
+
+
+@dataclass(frozen=True)
+class RunBooks:
+    """Every ledger record of one run, as of one commit."""
+
+    run: RunRecord
+    orders: list[OrderRecord]
+    order_events: list[OrderEventRecord]
+    fills: list[FillRecord]
+    positions: list[PositionRecord]
+    equity: list[EquityRecord]
+    strategy_equity: list[StrategyEquityRecord]
+
+
+def run_books(engine: Engine, run_id: str) -> RunBooks | None:
+    """The run's orders, order events, fills, positions and equity snapshots, read in one read
+    transaction, so that a run still being written is seen as of one commit; None when there
+    is no such run."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN")  # the driver starts no transaction for reads
+        else:
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with Session(bind=connection) as session:
+            record = session.get(RunRecord, run_id)
+            if record is None:
+                return None
+            books = RunBooks(record, *(
+                list(session.exec(_of_run(table, run_id, order_by))) for table, order_by in (
+                    (OrderRecord, [OrderRecord.order_id]),
+                    (OrderEventRecord, [OrderEventRecord.id]),
+                    (FillRecord, [FillRecord.fill_id]),
+                    (PositionRecord, [PositionRecord.strategy, PositionRecord.symbol]),
+                    (EquityRecord, [EquityRecord.step]),
+                    (StrategyEquityRecord, [StrategyEquityRecord.step, StrategyEquityRecord.strategy]),
+                )
+            ))
+        connection.rollback()
+    return books
 
 
 # --- filtered reads for the `runner runs|status|orders|fills|positions` commands ----------------
