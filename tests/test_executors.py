@@ -82,20 +82,22 @@ def test_clock_mode_a_slow_threaded_strategy_gets_the_newest_data_and_stalls_not
         mode="clock", tick_interval=tick,
     )
     depths = []
-    started = time.monotonic()
     runner.start()
     while not runner.wait(0.005):
         depths += [s.queue_depth for s in runner.snapshot().strategies]
-    elapsed = time.monotonic() - started
     summary = runner.snapshot()
     stats = {s.name: s for s in summary.strategies}
     slow, fast = (next(h.strategy for h in runner.loop.hosts if h.name == n) for n in ("slow", "fast"))
 
     assert summary.status == "completed" and summary.steps == steps
-    # The clock is never held up by the slow strategy: 40 steps of 20 ms, not 40 calls of 100 ms.
-    assert elapsed < 0.5 * steps * Slow.pause
-    assert stats["fast"].calls >= 0.7 * steps
-    assert 2 <= stats["slow"].calls <= steps / 2 and stats["slow"].overruns > 0
+    # The loop never waits for the slow strategy. Waiting would take at least its 40 sleeps of
+    # 100 ms (4 s) on any machine; free-running takes 40 steps of 20 ms (0.8 s), so a loaded
+    # machine has five times that before this fails.
+    assert summary.elapsed_seconds < steps * Slow.pause
+    # The slow strategy missed data (a loop that waited would hand it every step), and the fast
+    # one is not held to its pace: it took more of the steps (no absolute counts, which depend
+    # on the machine's load).
+    assert 2 <= stats["slow"].calls < stats["fast"].calls and stats["slow"].overruns > 0
     for name, strategy in (("slow", slow), ("fast", fast)):
         s = stats[name]
         # Every step carried data for it: each was taken by a call, or skipped as an overrun
