@@ -7,6 +7,7 @@ same from objects built in plain Python (see run_strategy_example.py).
 from __future__ import annotations
 
 import secrets
+from contextlib import AbstractContextManager
 from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -220,11 +221,14 @@ def assemble(
     def own(interval: str) -> str:  # 60m on 1h bars is the bars themselves
         return feed.interval if interval_seconds(interval) == interval_seconds(feed.interval) else interval
 
-    routes_of = {
-        setup.name: {own(i): tuple(s) for i, s in setup.subscriptions.items()} if setup.subscriptions
-        else {own(setup.interval or feed.interval): tuple(setup.symbols or feed.symbols)}
-        for setup in strategies
-    }
+    def routes(setup: StrategySetup) -> dict[str, tuple[str, ...]]:  # 60s and 1m pairs share one route
+        pairs = setup.subscriptions or {setup.interval or feed.interval: setup.symbols or feed.symbols}
+        merged: dict[str, tuple[str, ...]] = {}
+        for interval, symbols in pairs.items():
+            merged[own(interval)] = tuple(dict.fromkeys((*merged.get(own(interval), ()), *symbols)))
+        return merged
+
+    routes_of = {setup.name: routes(setup) for setup in strategies}
     wanted = [*map(own, derived_intervals), *(i for routes in routes_of.values() for i in routes)]
     intervals = [i for i in dict.fromkeys(wanted) if i != feed.interval]
     aggregators = [CandleAggregator(interval, feed.interval, timezone) for interval in intervals]
@@ -248,7 +252,7 @@ def assemble(
         routes = routes_of[setup.name]
         interval = next(iter(routes))
         symbols = tuple(dict.fromkeys(s for symbols in routes.values() for s in symbols))
-        strategy = _create(setup, symbols, interval, broker, history, base_dir or Path.cwd())
+        strategy = _create(setup, symbols, interval, broker, history, base_dir or Path.cwd(), loop.books_lock)
         depth = _history_size(setup, strategy)
         history.depth = max(history.depth, depth, REGIME_BARS if setup.allowed_regimes else 0)
         common = dict(
@@ -294,7 +298,7 @@ def _history_size(setup: StrategySetup, strategy: StrategyInterface) -> int:
 
 def _create(
     setup: StrategySetup, symbols: tuple[str, ...], interval: str, broker: Broker,
-    history: HistoryStore, base_dir: Path,
+    history: HistoryStore, base_dir: Path, books_lock: AbstractContextManager | None,
 ) -> StrategyInterface:
     params = setup.params
     try:
@@ -302,7 +306,7 @@ def _create(
             params = setup.cls.Params.model_validate(params or {})
         context = StrategyContext(
             setup.name, params, symbols, broker.portfolio, history, interval, broker.orders_of,
-            base_dir,
+            base_dir, books_lock,
         )
         return setup.cls(context)
     except Exception as exc:  # noqa: BLE001 - user code may raise anything while constructing

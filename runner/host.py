@@ -87,6 +87,7 @@ class StrategyHost:
         self.disabled_reason = ""
         self._consecutive_errors: dict[str, int] = {}  # per hook: a hook that always fails is caught
         self._on_fault = on_fault
+        self._on_bar = getattr(strategy, "on_bar", None)  # looked up once: it is called per bar
 
     @property
     def ordered_symbols(self) -> tuple[str, ...]:
@@ -129,7 +130,7 @@ class StrategyHost:
 
     def on_bar(self, bar, step: int) -> list[Any]:
         """Call `on_bar` for one new bar, if the strategy has it."""
-        call = getattr(self.strategy, "on_bar", None)
+        call = self._on_bar
         if call is None or self.state is not HostState.RUNNING:
             return []
         return _as_list(self._guard("on_bar", step, bar.timestamp, call, bar))

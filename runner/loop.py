@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -97,6 +98,9 @@ class TickLoop:
         self.aggregators = list(aggregators)
         self.candle_grace_seconds = candle_grace_seconds
         self.execution = execution
+        # Free-running strategies read the books from their own threads: they take this lock to
+        # read, and the loop holds it through each step (inline and lockstep need none).
+        self.books_lock = threading.Lock() if execution == "free" else None
         self.symbol_source = symbol_source
         self.symbol_schedule = symbol_schedule or {}
         self._symbol_requests: deque[tuple[str, AddSymbol]] = deque()  # from other threads
@@ -122,7 +126,15 @@ class TickLoop:
 
         `now` is the wall-clock time of a clock-driven step over a live feed: candles whose
         end plus the grace has passed close then, whether or not their last bar came.
+        Free-running strategies read the books between steps, never during one (`books_lock`).
         """
+        if self.books_lock is None:
+            self._step(market, now)
+        else:
+            with self.books_lock:
+                self._step(market, now)
+
+    def _step(self, market: MarketData, now: datetime | None) -> None:
         self.steps += 1
         self.timestamp = market.timestamp
         self._records.extend(self.policy.begin_step(self.steps, market.timestamp))
@@ -131,8 +143,11 @@ class TickLoop:
         self.policy.check_daily_losses()
         if self.execution == "free":
             self._collect()
+        offers: dict[StrategyHost, list[MarketData]] = {}
         for interval, bars in self._closed_candles(market, now):
-            self._dispatch(interval, bars, market)
+            self._dispatch(interval, bars, market, offers)
+        for host, views in offers.items():
+            host.offer(views, self.steps)  # all of the step at once; its signals come in a later step
         if self.steps % self.equity_every == 0:
             self._record_equity()
         if self._symbol_requests or self.steps in self.symbol_schedule:
@@ -162,8 +177,11 @@ class TickLoop:
             rounds.sort(key=lambda r: (r[0] + length[r[2]], r[1]))
         return [(interval, bars) for _, _, interval, bars in rounds]
 
-    def _dispatch(self, interval: str, bars: list[Bar], market: MarketData) -> None:
-        """Remember the new bars of one interval and call the strategies subscribed to them."""
+    def _dispatch(
+        self, interval: str, bars: list[Bar], market: MarketData, offers: dict[StrategyHost, list[MarketData]],
+    ) -> None:
+        """Remember the new bars of one interval and call the strategies subscribed to them
+        (free-running ones get them in `offers`, handed over once the step's candles are done)."""
         self.history.append(interval, bars)
         latest = self._latest[interval]
         for bar in bars:
@@ -188,7 +206,7 @@ class TickLoop:
             calls.append((host, view))
         if self.execution == "free":
             for host, view in calls:
-                host.begin_tick(view, self.steps)  # its signals are taken by a later `_collect`
+                offers.setdefault(host, []).append(view)
             return
         results = self._in_parallel(calls) if self.execution == "lockstep" else None
         for index, (host, view) in enumerate(calls):
@@ -206,7 +224,10 @@ class TickLoop:
             for raws in host.collect():
                 for raw in raws:
                     self._submit_signal(host, raw)
-            self._serve_requests(host)
+            if host.active:
+                self._serve_requests(host)
+            else:  # disabled (or stuck) meanwhile: what it asked for is dropped
+                host.strategy.context.take_requests()
 
     def _in_parallel(self, calls: list[tuple[Any, MarketData]]) -> list[list[Any]]:
         """Hand the step to every threaded strategy, then wait for each: lockstep, so nothing
@@ -231,7 +252,7 @@ class TickLoop:
         timestamp = self.timestamp or timestamp
         if self.execution == "free":
             for host in self.hosts:
-                host.settle()  # wait (bounded by its timeout) for the call in progress
+                host.run_in_lockstep()  # wait (bounded) for the call in progress, and every later call
             self._collect()
         for host in self.hosts:
             for raw in host.stop(self.steps, timestamp):

@@ -52,7 +52,7 @@ class ThreadedHost(StrategyHost):
         self._report_fault, self._on_fault = self._on_fault, self._held_faults.append
         self._wake = threading.Condition()
         self._jobs: deque[tuple[Callable[[], None], str, int, datetime | None]] = deque()  # (call, hook, step, time)
-        self._latest: tuple[MarketData, int] | None = None  # the newest data not yet taken
+        self._latest: tuple[list[MarketData], int] | None = None  # the newest data not yet taken
         self._busy = False
         self._running: tuple[str, int, datetime | None] = ("", 0, None)  # the hook in progress, its step and time
         self._began = 0.0  # when the call in progress began (time.monotonic)
@@ -60,22 +60,26 @@ class ThreadedHost(StrategyHost):
         self._stuck = False
         self._done: deque[list[Any]] = deque()  # results of finished on_tick calls
         self._thread = threading.Thread(target=self._work, name=f"strategy-{self.name}", daemon=True)
-        self._thread.start()
 
     @property
     def queue_depth(self) -> int:
         """Notifications waiting for the strategy: queued notices plus pending market data."""
-        return len(self._jobs) + (self._latest is not None)
+        pending = self._latest
+        return len(self._jobs) + (len(pending[0]) if pending is not None else 0)
 
     # -- market data -------------------------------------------------------------------------
 
     def begin_tick(self, market: MarketData, step: int) -> None:
-        """Hand a step to the strategy; in free-running mode data it had not taken yet is
-        replaced (an overrun)."""
+        """Lockstep: hand a step to the strategy (take it with `tick_result`)."""
+        self.offer([market], step)
+
+    def offer(self, views: list[MarketData], step: int) -> None:
+        """Hand a step's data to the strategy (a view per interval it subscribes to that closed
+        a candle); data it had not taken yet is replaced, each view of it counted as an overrun."""
         with self._wake:
             if self._latest is not None:
-                self.stats.overruns += 1
-            self._latest = (market, step)
+                self.stats.overruns += len(self._latest[0])
+            self._latest = (views, step)
             self._wake.notify()
 
     def tick_result(self) -> list[Any]:
@@ -109,7 +113,15 @@ class ThreadedHost(StrategyHost):
     # -- other hooks: waited for in lockstep, queued when free-running ------------------------
 
     def start(self, timestamp: datetime | None) -> None:
+        """Start the worker thread (not before: a runner built but never run holds none), then
+        call the strategy's `on_start` on it."""
+        self._thread.start()
         self._call(super().start, timestamp, hook="on_start", step=0, timestamp=timestamp)
+
+    def run_in_lockstep(self) -> None:
+        """Wait for what it is doing, then wait for every later call (as when the run stops)."""
+        self.settle()
+        self.lockstep = True
 
     def warm_up(self, history: dict, step: int, timestamp: datetime | None) -> None:
         self.warming = False
@@ -121,14 +133,16 @@ class ThreadedHost(StrategyHost):
             )
 
     def on_bar(self, bar, step: int) -> list[Any]:
+        if self._on_bar is None or not self.active:
+            return []  # no round trip to its thread for a hook it does not have
         return self._call(super().on_bar, bar, step, hook="on_bar", step=step, timestamp=bar.timestamp) or []
 
     def notify(self, hook: str, value: Any, step: int, timestamp: datetime | None) -> bool:
+        if getattr(self.strategy, hook, None) is None or not self.active:
+            return False  # nothing to deliver: no round trip, no queue entry, no overrun
         if self.lockstep:
             called = self._call(super().notify, hook, value, step, timestamp, hook=hook, step=step, timestamp=timestamp)
             return bool(called)
-        if getattr(self.strategy, hook, None) is None or not self.active:
-            return False  # nothing to deliver: it must not fill the queue or count as an overrun
         self._post(lambda: StrategyHost.notify(self, hook, value, step, timestamp), hook, step, timestamp, bounded=True)
         return False  # what it asks for is served when its results are collected
 
@@ -140,7 +154,7 @@ class ThreadedHost(StrategyHost):
         with self._wake:
             self._closing = True
             self._wake.notify()
-        if not self._stuck:
+        if not self._stuck and self._thread.ident is not None:
             self._thread.join(self.timeout)
 
     # -- the worker and the handoff ----------------------------------------------------------
@@ -148,8 +162,8 @@ class ThreadedHost(StrategyHost):
     def _call(self, call: Callable, *args, hook: str, step: int, timestamp: datetime | None) -> Any:
         """Run `call` (the strategy's `hook`, for `step`) on the worker once it is free, and
         wait for its result."""
-        if self._stuck or not self._wait_idle():
-            return None
+        if self._thread.ident is None or self._stuck or not self._wait_idle():
+            return None  # never started, or stuck: nothing more reaches the strategy
         outcome: list[Any] = []
 
         def job() -> None:
@@ -217,7 +231,7 @@ class ThreadedHost(StrategyHost):
                     tick = None
                 elif self._latest is not None:
                     job, tick, self._latest = None, self._latest, None
-                    running = ("on_tick", tick[1], tick[0].timestamp)
+                    running = ("on_tick", tick[1], tick[0][-1].timestamp)
                 else:
                     return
                 self._busy = True
@@ -240,9 +254,11 @@ class ThreadedHost(StrategyHost):
                     self._busy = False
                     wake.notify_all()
 
-    def _tick(self, market: MarketData, step: int) -> list[Any]:
-        raws = StrategyHost.on_tick(self, market, step)
-        if not self.lockstep:  # lockstep: the loop calls on_bar after taking on_tick's signals
-            for symbol in market.fresh:
-                raws += StrategyHost.on_bar(self, market[symbol], step)
+    def _tick(self, views: list[MarketData], step: int) -> list[Any]:
+        raws = []
+        for market in views:
+            raws += StrategyHost.on_tick(self, market, step)
+            if not self.lockstep:  # lockstep: the loop calls on_bar after taking on_tick's signals
+                for symbol in market.fresh:
+                    raws += StrategyHost.on_bar(self, market[symbol], step)
         return raws

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
+from contextlib import AbstractContextManager
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,7 @@ class StrategyContext:
         self, name: str, params: BaseModel, symbols: Sequence[str], books: BookReader,
         history: HistoryStore, interval: str = "",
         working_orders: Callable[[str], list[Order]] = lambda name: [], base_dir: Path | None = None,
+        books_lock: AbstractContextManager | None = None,
     ):
         self.name = name
         self.base_dir = base_dir or Path.cwd()  # the config file's folder: for relative paths
@@ -88,16 +90,17 @@ class StrategyContext:
         self._books = books
         self._history = history
         self._working_orders = working_orders
+        self._lock = books_lock  # held while reading, when the strategy runs beside the loop
         self._requests: deque[OrderChange] = deque()  # a threaded strategy adds while the loop takes
 
     @property
     def cash(self) -> Decimal:
         """Cash this strategy trades from: its own allocation, or the shared pool."""
-        return self._books.cash_of(self.name)
+        return self._read(self._books.cash_of, self.name)
 
     def orders(self) -> list[Order]:
         """This strategy's working orders (id, status, filled quantity, prices), oldest first."""
-        return self._working_orders(self.name)
+        return self._read(self._working_orders, self.name)
 
     def cancel(self, order_id: int) -> None:
         """Ask to cancel a working order; done when the current hook returns. A refusal (the
@@ -126,6 +129,14 @@ class StrategyContext:
         changes = {key: positive_number(value, key) for key, value in terms if value is not None}
         self._requests.append(OrderChange("modify", order_id, changes))
 
+    def _read(self, read: Callable[..., Any], *args: Any) -> Any:
+        """Read the books; between the loop's steps when the strategy runs beside the loop (the
+        values it gets are then those of the latest finished step)."""
+        if self._lock is None:
+            return read(*args)
+        with self._lock:
+            return read(*args)
+
     def add_symbol(self, symbol: str, **spec: Any) -> None:
         """Ask the runner to trade `symbol` from the next step, as a scanner would; this
         strategy subscribes to it and is told through `on_symbol_added`. `spec` describes a
@@ -148,11 +159,11 @@ class StrategyContext:
 
     def position(self, symbol: str) -> Position:
         """This strategy's position in `symbol` (quantity 0 when flat)."""
-        return self._books.position(self.name, symbol)
+        return self._read(self._books.position, self.name, symbol)
 
     def positions(self) -> list[Position]:
         """This strategy's positions, flat ones included."""
-        return self._books.positions(self.name)
+        return self._read(self._books.positions, self.name)
 
     def history(self, symbol: str, count: int | None = None, interval: str | None = None) -> BarHistory:
         """The last `count` bars of `symbol` up to and including this step, oldest first.
@@ -160,7 +171,7 @@ class StrategyContext:
         Bars are at this strategy's interval unless `interval` names another one the run
         builds. Up to `history_size()` bars are kept; the arrays are the caller's own copy.
         """
-        return self._history.bars(symbol, interval or self.interval, count)
+        return self._read(self._history.bars, symbol, interval or self.interval, count)
 
 
 class StrategyInterface(ABC):

@@ -365,3 +365,88 @@ def test_a_stuck_strategy_that_returns_late_has_no_effect(tmp_path, mode):
     assert len(signals) == 2  # from its first two calls; what the stuck call returned is dropped
     assert "LATE" not in runner.loop.broker.symbols  # and what it asked for
     assert hang.strategy.calls == 3 and runner.snapshot().status == "stopped"
+
+
+# --- review findings: reading the books beside the loop, multi-interval offers, idle threads ---
+
+
+class Buyer(StrategyInterface):
+    """Opens a position in every symbol it has none of, three a call: the books keep growing."""
+
+    def on_tick(self, market_data):
+        wanted = [s for s in market_data if self.context.position(s).quantity == 0]
+        return [{"symbol": s, "action": "BUY", "quantity": 1} for s in wanted[:3]]
+
+
+class Reader(StrategyInterface):
+    """Reads its positions, orders and history over and over while the loop goes on."""
+
+    def history_size(self):
+        return 3
+
+    def on_start(self):
+        self.torn = 0
+
+    def on_tick(self, market_data):
+        end = time.perf_counter() + 0.02
+        while time.perf_counter() < end:
+            self.context.positions()
+            self.context.orders()
+            for symbol in list(market_data)[:5]:
+                stamps = self.context.history(symbol, 3).timestamp
+                self.torn += int(any(stamps[1:] <= stamps[:-1]))
+
+
+def test_clock_mode_strategies_read_the_books_between_steps_never_during_one(tmp_path):
+    symbols = " ".join(f"S{i}," for i in range(120))
+    config = load_config_text(f"""
+run: {{mode: clock, tick_interval: 0.002, max_ticks: 300, execution: threaded}}
+market_data: {{symbols: [{symbols}]}}
+storage: {{url: "sqlite:///{tmp_path / 'books.db'}", equity_every: 50}}
+strategies:
+  - {{name: buyer, file: {Path(__file__).resolve()}, class: Buyer}}
+  - {{name: reader, file: {Path(__file__).resolve()}, class: Reader, max_errors: 100000}}
+""")
+    runner = build(config)
+    summary = runner.run()
+    reader = next(h for h in runner.loop.hosts if h.name == "reader").strategy
+    assert summary.status == "completed"
+    assert summary.fills > 100  # the books grew while the reader read them
+    # Without the books lock: "dictionary changed size during iteration" and bars out of order.
+    assert summary.to_dict()["errors"] == {"buyer": 0, "reader": 0}
+    assert reader.torn == 0
+
+
+class TwoIntervals(StrategyInterface):
+    def on_start(self):
+        self.seen: list[tuple[int, str]] = []
+
+    def on_tick(self, market_data):
+        self.seen.append((step_of(market_data.timestamp), market_data.interval))
+
+
+def test_clock_mode_a_step_with_two_closed_intervals_hands_over_both_at_once(tmp_path):
+    setups = [StrategySetup("two", TwoIntervals, subscriptions={"1m": ["AAA"], "5m": ["BBB"]})]
+    runner = threaded_runner(tmp_path, setups, max_ticks=60, mode="clock", tick_interval=0.01)
+    summary = runner.run()
+    host = runner.loop.hosts[0]
+    seen = host.strategy.seen
+    offered = 60 + 60 // 5  # a 1m view every step, a 5m view every fifth
+    assert summary.status == "completed"
+    assert len(seen) + host.stats.overruns == offered  # each view taken, or counted as missed
+    five_minute_steps = {s for s, interval in seen if interval == "5m"}
+    # The 5m candle labelled 10:00 closes with the 10:04 bar: the step that took it took that 1m bar too.
+    assert five_minute_steps and all((s + 4, "1m") in seen for s in five_minute_steps)
+
+
+def test_a_threaded_runner_built_but_never_started_holds_no_thread(tmp_path):
+    before = {t.name for t in threading.enumerate()}
+    threaded_runner(tmp_path, [StrategySetup("idle", Seen)], max_ticks=5)
+    assert {t.name for t in threading.enumerate()} - before == set()
+
+
+def test_pairs_of_one_interval_written_two_ways_are_both_routed(tmp_path):
+    setups = [StrategySetup("two", TwoIntervals, subscriptions={"1m": ["AAA"], "60s": ["BBB"]})]
+    runner = threaded_runner(tmp_path, setups, max_ticks=3)
+    runner.run()
+    assert runner.loop.hosts[0].routes == {"1m": ("AAA", "BBB")}
