@@ -57,7 +57,7 @@ def run_both(tmp_path, config, name):
     return outcomes
 
 
-@pytest.mark.parametrize("name", ["default", "replay_csv", "file_strategy"])
+@pytest.mark.parametrize("name", ["default", "replay_csv", "file_strategy", "policy"])
 def test_threaded_equals_inline_on_the_shipped_configs(tmp_path, name):
     inline, threaded = run_both(tmp_path, load_config(ROOT / "configs" / f"{name}.yaml"), name)
     assert inline["fills"], "the run traded"
