@@ -22,7 +22,9 @@ from rich.markup import escape
 from rich.text import Text
 
 from cli.errors import handled
-from cli.records import DbOption, JsonOption, _iso, default_db_path, emit, plain_table, reading
+from cli.records import (
+    DbOption, JsonOption, _iso, default_db_path, emit, open_runner_database, plain_table, reading,
+)
 
 policy_app = typer.Typer(
     help="Show or change the policy runs apply (risk mode, minimum confidence, allowlist, limits, "
@@ -102,8 +104,8 @@ def set_(key: KeyArg, value: ValueArg, db: DbOption = None, json_output: JsonOpt
     """Set policy KEY to VALUE for the runs of the database; a running run applies it from its next step.
 
     The database is created if missing; a run started later applies the value from its start.
-    A running run reads the change within a second. A bad key or value exits 2 with what is
-    allowed.
+    A running run reads the change within a second. A bad key or value, or an existing file that
+    is not a runner database, exits 2 with what is allowed and writes nothing.
 
     Example:  runner policy set risk_mode defensive --db runs/try.db
 
@@ -120,6 +122,8 @@ def set_(key: KeyArg, value: ValueArg, db: DbOption = None, json_output: JsonOpt
 
         parsed = parse_setting(key, value)
         text, now = setting_text(parsed), datetime.now(UTC)
+        if path.is_file():  # only a new file may be made a runner database
+            open_runner_database(path).dispose()
         engine = open_database(sqlite_url(path))
         try:
             previous = read_settings(engine).get(key)

@@ -394,19 +394,12 @@ def reading(db: Path | None, json_output: bool) -> Iterator[_Records]:
 
         from runner.errors import ConfigError
         from runner.storage import queries
-        from runner.storage.db import open_database, sqlite_url
 
         path = db if db is not None else default_db_path()
         if not path.is_file():
             raise ConfigError(f"no database at {path}" + ("" if db is not None else " (the default; pick one with --db PATH)"))
-        engine = open_database(sqlite_url(path), create=False)
+        engine = open_runner_database(path)
         try:
-            try:
-                is_ours = queries.is_runner_database(engine)
-            except SQLAlchemyError as exc:
-                raise ConfigError(f"{path} is not a SQLite database ({str(exc).splitlines()[0]})") from None
-            if not is_ours:
-                raise ConfigError(f"{path} is not a runner database (it has no runs table)")
             yield _Records(engine, path, queries)
         except SQLAlchemyError as exc:
             raise ConfigError(
@@ -415,6 +408,30 @@ def reading(db: Path | None, json_output: bool) -> Iterator[_Records]:
             ) from None
         finally:
             engine.dispose()
+
+
+def open_runner_database(path: Path) -> Any:
+    """Open the existing file `path` read-only, changing nothing in it, and return its engine.
+
+    Raises:
+        ConfigError: the file is not a SQLite database, or not a runner's (no runs table).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from runner.errors import ConfigError
+    from runner.storage import queries
+    from runner.storage.db import open_database, sqlite_url
+
+    engine = open_database(sqlite_url(path), create=False)
+    try:
+        is_ours = queries.is_runner_database(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise ConfigError(f"{path} is not a SQLite database ({str(exc).splitlines()[0]})") from None
+    if not is_ours:
+        engine.dispose()
+        raise ConfigError(f"{path} is not a runner database (it has no runs table)")
+    return engine
 
 
 def default_db_path() -> Path:

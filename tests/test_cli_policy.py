@@ -147,12 +147,44 @@ def test_a_bad_key_or_value_exits_2_naming_what_is_allowed(cli, tmp_path, args, 
     assert json.loads(as_json.stdout) == {"status": "error", "error": message, "exit_code": 2}
 
 
-def test_show_refuses_a_file_that_is_not_a_database(cli, tmp_path):
+@pytest.mark.parametrize("command", [["show"], ["set", "risk_mode", "defensive"]])
+def test_show_and_set_refuse_a_file_that_is_not_a_database(cli, tmp_path, command):
     (tmp_path / "notes.db").write_text("not a database")
-    result = cli.invoke(app, ["policy", "show", "--db", "notes.db"])
+    result = cli.invoke(app, ["policy", *command, "--db", "notes.db"])
     assert result.exit_code == 2
-    assert "notes.db is not a SQLite database" in one_line(result.stderr)
+    assert one_line(result.stderr).startswith("notes.db is not a SQLite database (")
     assert "Traceback" not in result.output
+    assert (tmp_path / "notes.db").read_text() == "not a database"
+
+
+@pytest.mark.parametrize("command", [["show"], ["set", "risk_mode", "defensive"]])
+def test_show_and_set_refuse_a_sqlite_file_that_is_not_a_runner_database(cli, tmp_path, command):
+    with sqlite3.connect(tmp_path / "other.db") as connection:
+        connection.execute("CREATE TABLE notes (text VARCHAR)")
+    result = cli.invoke(app, ["policy", *command, "--db", "other.db"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert one_line(result.stderr) == "other.db is not a runner database (it has no runs table)"
+    assert rows(tmp_path / "other.db", "SELECT name FROM sqlite_master WHERE type = 'table'") == [("notes",)]
+    as_json = cli.invoke(app, ["policy", *command, "--db", "other.db", "--json"])
+    assert json.loads(as_json.stdout) == {
+        "status": "error", "error": "other.db is not a runner database (it has no runs table)", "exit_code": 2,
+    }
+
+
+def test_set_creates_a_missing_database_and_writes_to_one_a_run_made(cli, tmp_path):
+    made = tmp_path / "runs" / "new.db"
+    assert cli.invoke(app, ["policy", "set", "risk_mode", "defensive", "--db", str(made)]).exit_code == 0
+    assert rows(made, "SELECT key, value FROM policy") == [("risk_mode", "defensive")]
+    assert rows(made, "SELECT count(*) FROM runs") == [(0,)]  # a runner database, ready for runs
+    (tmp_path / "c.yaml").write_text(
+        f"run: {{max_ticks: 3}}\nstorage: {{url: 'sqlite:///{tmp_path / 'run.db'}'}}\n"
+        "strategies:\n  - {type: ma_crossover}\n"
+    )
+    assert cli.invoke(app, ["start", "c.yaml", "--json"]).exit_code == 0
+    result = cli.invoke(app, ["policy", "set", "min_confidence", "0.5", "--db", str(tmp_path / "run.db")])
+    assert result.exit_code == 0, result.output
+    assert rows(tmp_path / "run.db", "SELECT key, value FROM policy") == [("min_confidence", "0.5")]
 
 
 # --- the config section -------------------------------------------------------------------------
