@@ -51,7 +51,8 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 
 def parse_setting(key: str, text: str) -> Any:
     """The value of policy key `key` written as `text` (`runner policy set` form: `none`
-    removes an optional limit, `a,b` is a list, `true`/`false` or `on`/`off` a switch).
+    removes an optional limit, `a,b` is a list, `true`/`false` or `on`/`off` a switch). An
+    allowlist of no strategy must be written `[]`: an empty value is refused.
 
     Raises:
         ConfigError: the key is unknown or the value is not allowed; the message names the
@@ -69,12 +70,19 @@ def parse_setting(key: str, text: str) -> Any:
     if optional and value.lower() in NONE_WORDS:
         value = None
     try:
-        return getattr(PolicyConfig.model_validate({key: value}), key)
+        parsed = getattr(PolicyConfig.model_validate({key: value}), key)
     except ValidationError as exc:
         problems = validation_problems(exc, PolicyConfig, ConfigSource("", ""), ("policy",))
         if optional:
             problems = [replace(p, message=f"{p.message}; none removes the limit") for p in problems]
         raise ConfigError(problems) from None
+    if key == "allowlist" and parsed == () and "".join(value.split()) != "[]":
+        # An empty value would block every strategy; only `[]` says so on purpose.
+        raise ConfigError(
+            f"policy.allowlist: must be one or more strategy names such as ma_fast,hold_btc, got {value!r}; "
+            f"{NONE_WORDS[0]} lets every strategy open positions, [] none"
+        )
+    return parsed
 
 
 def parse_stored(key: str, text: str) -> Any:

@@ -124,6 +124,12 @@ def test_show_with_a_config_tells_config_values_from_defaults_and_database_overr
     assert sources["regime_filter"] == ("true", "default")
 
 
+EMPTY_ALLOWLIST = (
+    "policy.allowlist: must be one or more strategy names such as ma_fast,hold_btc, got {}; "
+    "none lets every strategy open positions, [] none"
+)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -132,6 +138,8 @@ def test_show_with_a_config_tells_config_values_from_defaults_and_database_overr
                                      "(got 'agressive'; did you mean 'aggressive'?)"),
         (["min_confidence", "high"], "policy.min_confidence: must be a number >= 0 and <= 1, got 'high'; none removes the limit"),
         (["regime_filter", "maybe"], "policy.regime_filter: must be true or false, got 'maybe'"),
+        (["allowlist", ""], EMPTY_ALLOWLIST.format("''")),
+        (["allowlist", " , "], EMPTY_ALLOWLIST.format("','")),
     ],
 )
 def test_a_bad_key_or_value_exits_2_naming_what_is_allowed(cli, tmp_path, args, message):

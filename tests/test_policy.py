@@ -314,7 +314,7 @@ def test_the_regime_filter_lets_a_strategy_open_positions_only_in_its_regimes(tm
     [
         ("risk_mode", "DEFENSIVE", "defensive"), ("min_confidence", "0.6", 0.6), ("min_confidence", "none", None),
         ("allowlist", "a, b", ("a", "b")), ("allowlist", "[a,b]", ("a", "b")), ("allowlist", "[]", ()),
-        ("allowlist", "null", None), ("max_daily_loss_per_strategy", "500.25", D("500.25")),
+        ("allowlist", "[ ]", ()), ("allowlist", "null", None), ("max_daily_loss_per_strategy", "500.25", D("500.25")),
         ("regime_filter", "off", False), ("regime_filter", "true", True), ("aggressive_factor", "2", D(2)),
     ],
 )
@@ -337,6 +337,8 @@ def test_settings_are_read_and_written_back_in_the_same_form(key, text, value):
         ("defensive_factor", "2", "policy.defensive_factor: must be a number > 0 and <= 1, got '2'"),
         ("regime_filter", "maybe", "policy.regime_filter: must be true or false, got 'maybe'"),
         ("regime_trend", "none", "policy.regime_trend: must be a number > 0, got 'none'"),
+        ("allowlist", " ", "policy.allowlist: must be one or more strategy names such as ma_fast,hold_btc, got ''; "
+         "none lets every strategy open positions, [] none"),
     ],
 )
 def test_a_bad_key_or_value_says_what_is_allowed(key, text, message):
