@@ -93,9 +93,11 @@ def bars_csv(rows: int, folder: Path = DATA) -> Path:
 
 @dataclass(frozen=True)
 class Child:
-    """A finished child process: its wall time (start to exit), its own peak RSS, its output."""
+    """A finished child process: its wall time (start to exit), its CPU time (user + system, all
+    its threads), its own peak RSS, its output."""
 
     wall_seconds: float
+    cpu_seconds: float
     peak_rss_mb: float
     stdout: str
     stderr: str
@@ -104,8 +106,9 @@ class Child:
 def run_child(argv: Sequence[str], what: str, *, cwd: Path | None = None) -> Child:
     """Run one child process to its end and measure it alone.
 
-    The peak RSS comes from `wait4` on that child (the kernel's `ru_maxrss` of the child and
-    the children it waited for), so several children of one benchmark have separate figures.
+    The peak RSS and CPU time come from `wait4` on that child (the kernel's figures for the child
+    and the children it waited for), so several children of one benchmark have separate figures.
+    On a busy machine the CPU time moves much less than the wall time.
 
     Raises:
         BenchmarkFailed: the child exited with a non-zero code (the message has its stderr).
@@ -124,7 +127,7 @@ def run_child(argv: Sequence[str], what: str, *, cwd: Path | None = None) -> Chi
         raise BenchmarkFailed(f"{what} exited with code {code}\n  command: {' '.join(map(str, argv))}\n{tail}")
     # ru_maxrss is in kilobytes on Linux and in bytes on macOS.
     peak = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
-    return Child(wall, peak, stdout, stderr)
+    return Child(wall, usage.ru_utime + usage.ru_stime, peak, stdout, stderr)
 
 
 def child_json(child: Child, what: str) -> dict:
@@ -138,15 +141,16 @@ def child_json(child: Child, what: str) -> dict:
 # -- the runner's replay run -----------------------------------------------------------------------
 
 
-def run_replay(data: Path, rows: int) -> dict:
+def run_replay(data: Path, rows: int, equity_every: int = 1) -> dict:
     """ma_crossover (10/30, 100 units, next-open fills, no fees) over `data` through the real
-    `runner start`, recording to SQLite in a temporary folder; the figures of that one process."""
+    `runner start`, recording to SQLite in a temporary folder (an equity snapshot every
+    `equity_every` steps); the figures of that one process."""
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "bench.yaml"
         db = Path(folder) / "bench.db"
         config.write_text(
             f"market_data: {{source: csv, path: '{data}', symbols: [X]}}\n"
-            f"storage: {{url: 'sqlite:///{db}'}}\n"
+            f"storage: {{url: 'sqlite:///{db}', equity_every: {equity_every}}}\n"
             "broker: {starting_cash: 1000000}\n"
             "strategies: [{type: ma_crossover, params: {fast: 10, slow: 30, quantity: 100}}]\n"
         )
@@ -158,8 +162,9 @@ def run_replay(data: Path, rows: int) -> dict:
             written = sum(connection.execute(f"select count(*) from {table}").fetchone()[0] for table in TABLES)
             sides = dict(connection.execute("select side, count(*) from fills group by side").fetchall())
     return {
-        "rows": rows, "wall_seconds": round(child.wall_seconds, 2),
-        "bars_per_second": round(rows / child.wall_seconds), "loop_seconds": round(summary["elapsed_seconds"], 2),
+        "rows": rows, "equity_every": equity_every, "wall_seconds": round(child.wall_seconds, 2),
+        "cpu_seconds": round(child.cpu_seconds, 2), "bars_per_second": round(rows / child.wall_seconds),
+        "loop_seconds": round(summary["elapsed_seconds"], 2),
         "peak_rss_mb": round(child.peak_rss_mb), "rows_written": written, "fills": summary["fills"],
         "buys": sides.get("BUY", 0), "sells": sides.get("SELL", 0),
         "rejections": summary["rejections"],
@@ -182,6 +187,8 @@ def machine() -> dict:
     return {
         "cpus": os.cpu_count(), "cpu": model, "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}", "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        # At the end of the run: above the number of CPUs, other work shared the machine.
+        "load_average": [round(load, 2) for load in os.getloadavg()],
     }
 
 
@@ -240,7 +247,11 @@ def emit(
     JSON alone on stdout and the tables on stderr.
     """
     info = result["machine"]
-    parts = [title, f"machine: {info['cpus']} CPUs, {info['cpu']}, Python {info['python']}, {info['date']}"]
+    parts = [
+        title,
+        f"machine: {info['cpus']} CPUs, {info['cpu']}, Python {info['python']}, {info['date']}; "
+        f"load average {' '.join(map(str, info['load_average']))} (1, 5, 15 min, at the end)",
+    ]
     for heading, rows in sections:
         if rows:
             body = "\n".join(f"- {row}" for row in rows) if isinstance(rows[0], str) else table(rows)

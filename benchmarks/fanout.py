@@ -100,7 +100,7 @@ def main() -> None:
     for mode in args.mode or MODES:
         what = f"the {mode} fan-out run"
         child = run_child([sys.executable, __file__, "--child", mode, "--steps", str(args.steps)], what)
-        runs.append({**child_json(child, what), "peak_rss_mb": round(child.peak_rss_mb)})
+        runs.append({**child_json(child, what), "cpu_seconds": round(child.cpu_seconds, 2), "peak_rss_mb": round(child.peak_rss_mb)})
     inline = next((run for run in runs if run["mode"] == "inline"), None)
     targets = [target("p99_ms inline", inline["p99_ms"], "<", TARGET_P99_MS, " ms")] if inline else []
     result = {

@@ -36,10 +36,12 @@ print("--imported--", json.dumps({name: name in sys.modules for name in heavy}),
 
 
 def time_command(argv: list[str], label: str, repeat: int) -> dict:
-    walls = [run_child(argv, label, cwd=ROOT).wall_seconds for _ in range(repeat)]
+    children = [run_child(argv, label, cwd=ROOT) for _ in range(repeat)]
+    walls = [child.wall_seconds for child in children]
     return {
         "command": label, "runs": repeat, "median_seconds": round(statistics.median(walls), 3),
         "min_seconds": round(min(walls), 3),
+        "median_cpu_seconds": round(statistics.median(child.cpu_seconds for child in children), 3),
     }
 
 
