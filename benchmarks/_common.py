@@ -1,5 +1,5 @@
-"""What the benchmark scripts share: the generated bar files, child processes timed with their
-own peak RSS, the runner's replay run, the machine, and printing figures as a table and as JSON.
+"""What the benchmark scripts share: the generated bar files, child processes measured alone
+(wall time, CPU time, peak RSS), the runner's replay run, the machine, and printing figures as a table and as JSON.
 
 Not a benchmark itself; the scripts beside it import it (`benchmarks/` is put on `sys.path` by
 Python when a script there is run).
@@ -49,8 +49,19 @@ def parser(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return number
+
+
 def add_data_options(parser: argparse.ArgumentParser, rows: int) -> None:
-    parser.add_argument("--rows", type=int, default=rows, help=f"bars in the data file (default {rows:,})")
+    parser.add_argument("--rows", type=positive, default=rows, help=f"bars in the data file (default {rows:,})")
     parser.add_argument(
         "--data", type=Path, default=DATA, help="folder of the generated bar files (default benchmarks/.data)",
     )

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import BenchmarkFailed, child_json, emit, machine, parser, run_child, target, target_rows
+from _common import BenchmarkFailed, child_json, emit, machine, parser, positive, run_child, target, target_rows
 
 SYMBOLS = 50
 STRATEGIES = [
@@ -87,7 +87,7 @@ def measure(mode: str, steps: int) -> dict:
 
 def main() -> None:
     options = parser(__doc__)
-    options.add_argument("--steps", type=int, default=2_000, help="loop steps in each mode (default 2,000)")
+    options.add_argument("--steps", type=positive, default=2_000, help="loop steps in each mode (default 2,000)")
     options.add_argument("--mode", action="append", choices=MODES, help="run only this mode (repeatable; default: both)")
     options.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)  # one mode, in this process
     args = options.parse_args()

@@ -13,7 +13,7 @@ file is generated once per size (seeded) under benchmarks/.data/ and reused.
 
 from __future__ import annotations
 
-from _common import add_data_options, bars_csv, emit, figure_rows, machine, parser, run_replay, target
+from _common import add_data_options, bars_csv, emit, figure_rows, machine, parser, positive, run_replay, target
 
 TARGET_ROWS = 1_000_000
 
@@ -22,12 +22,10 @@ def main() -> None:
     options = parser(__doc__)
     add_data_options(options, rows=100_000)
     options.add_argument(
-        "--equity-every", type=int, default=1, metavar="N",
+        "--equity-every", type=positive, default=1, metavar="N",
         help="storage.equity_every of the run: an equity snapshot every N steps (default 1, as configs)",
     )
     args = options.parse_args()
-    if args.equity_every < 1:
-        options.error("--equity-every must be at least 1")
     figures = run_replay(bars_csv(args.rows, args.data), args.rows, args.equity_every)
     targets = [
         target("wall_seconds", figures["wall_seconds"], "<=", 4, " s", f"{TARGET_ROWS:,} rows", args.rows == TARGET_ROWS),

@@ -16,7 +16,7 @@ import json
 import statistics
 import sys
 
-from _common import RUNNER, ROOT, emit, machine, parser, run_child, target, target_rows
+from _common import RUNNER, ROOT, emit, machine, parser, positive, run_child, target, target_rows
 
 COMMANDS = (["--help"], ["validate", "configs/default.yaml"])
 HEAVY = ("pandas", "numpy", "sqlalchemy", "sqlmodel", "pydantic", "yaml", "rich", "typer")
@@ -72,10 +72,8 @@ def import_time_by_package(args: list[str], count: int = 10) -> list[dict]:
 
 def main() -> None:
     options = parser(__doc__)
-    options.add_argument("--repeat", type=int, default=10, help="runs of each command (default 10)")
+    options.add_argument("--repeat", type=positive, default=10, help="runs of each command (default 10)")
     args = options.parse_args()
-    if args.repeat < 1:
-        options.error("--repeat must be at least 1")
     timings = [time_command([str(RUNNER), *command], " ".join(["runner", *command]), args.repeat) for command in COMMANDS]
     timings.append(time_command([sys.executable, "-c", "pass"], "python -c pass (the interpreter alone)", args.repeat))
     help_imports = imported(["--help"])
