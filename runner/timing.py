@@ -1,12 +1,12 @@
 """Processing-time distribution of a strategy: count, mean, p95 and max in constant memory.
 
 Durations fall into log-spaced buckets (eight per doubling, from one microsecond), so a
-quantile is known to within about 9 % however long the run, at the cost of one `log2` per call.
+quantile is known to within about 9 % however long the run, at the cost of one binary search per call.
 """
 
 from __future__ import annotations
 
-import math
+from bisect import bisect_left
 from collections.abc import Sequence
 
 _PER_DOUBLING = 8
@@ -17,6 +17,9 @@ _BUCKETS = _PER_DOUBLING * 27 + 1  # up to about 134 s; longer calls share the l
 def bucket_bound(index: int) -> float:
     """The upper bound in seconds of bucket `index`."""
     return _SMALLEST * 2 ** (index / _PER_DOUBLING)
+
+
+_BOUNDS = [bucket_bound(index) for index in range(_BUCKETS)]
 
 
 class LatencyHistogram:
@@ -35,8 +38,8 @@ class LatencyHistogram:
         self.total += seconds
         if seconds > self.slowest:
             self.slowest = seconds
-        index = math.ceil(_PER_DOUBLING * math.log2(seconds / _SMALLEST)) if seconds > _SMALLEST else 0
-        self.counts[min(index, _BUCKETS - 1)] += 1
+        index = bisect_left(_BOUNDS, seconds)  # the first bucket whose bound is >= seconds
+        self.counts[index if index < _BUCKETS else _BUCKETS - 1] += 1
 
     def copy(self) -> LatencyHistogram:
         twin = LatencyHistogram()
