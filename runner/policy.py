@@ -20,6 +20,7 @@ rules, in this order, and the first that blocks it is recorded with the signal a
 
 from __future__ import annotations
 
+import logging
 import queue
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -47,6 +48,7 @@ RULES = (
 NONE_WORDS = ("none", "null")
 _WIDE = Context(prec=80)  # products of quantities and factors, exact before rounding down
 _NEVER = datetime.min.replace(tzinfo=UTC)
+log = logging.getLogger(__name__)
 
 
 def parse_setting(key: str, text: str) -> Any:
@@ -170,7 +172,8 @@ class PolicyGate:
         policy: the policy to start with.
         portfolio: the books: positions, last prices, P&L.
         history: the bars the regime filter reads.
-        strategies: the run's strategy names.
+        strategies: the run's strategy names; an allowlist naming others is logged as a
+            warning when the gate starts with it or takes it on (none given: not checked).
         allowed_regimes: strategy -> the regimes it may open or add to positions in (absent:
             every regime).
         timezone: where a day begins.
@@ -195,6 +198,7 @@ class PolicyGate:
         self._offers: queue.SimpleQueue[Mapping[str, Any]] = queue.SimpleQueue()
         self.starting_changes = tuple(starting_changes)
         self.policy = policy
+        self._allowlist: frozenset[str] | None = None
         self._adopt(policy, limit_changed=True)
 
     def offer(self, settings: Mapping[str, Any]) -> None:
@@ -285,7 +289,10 @@ class PolicyGate:
         self.policy = policy
         factors = {"normal": Decimal(1), "aggressive": policy.aggressive_factor, "defensive": policy.defensive_factor}
         self._factor = factors[policy.risk_mode]
-        self._allowlist = None if policy.allowlist is None else frozenset(policy.allowlist)
+        allowlist = None if policy.allowlist is None else frozenset(policy.allowlist)
+        if allowlist is not None and allowlist != self._allowlist:
+            self._warn_of_unknown_names(policy.allowlist)
+        self._allowlist = allowlist
         self._regimes = self._allowed_regimes if policy.regime_filter else {}
         self.active = bool(
             self._factor != 1 or self._allowlist is not None or policy.min_confidence is not None
@@ -295,6 +302,25 @@ class PolicyGate:
         )
         if limit_changed:
             self._halted.clear()
+
+    def _warn_of_unknown_names(self, allowlist: Sequence[str]) -> None:
+        """Log the allowlist's names the run has no strategy of: a typo there silently keeps a
+        strategy from opening positions (`runner validate` checks only the config's allowlist)."""
+        known = self._strategies
+        unknown = [name for name in dict.fromkeys(allowlist) if name not in known]
+        if not known or not unknown:
+            return
+        named = ", ".join(
+            name + (f" (did you mean {hint!r}?)" if (hint := suggestion(name, list(known))) else "")
+            for name in unknown
+        )
+        allowed = [name for name in known if name in allowlist]
+        log.warning(
+            "policy.allowlist names %s, which this run does not have (its strategies: %s); %s",
+            named, ", ".join(known),
+            f"of them only {', '.join(allowed)} may open or add to positions" if allowed
+            else "none of them may open or add to positions",
+        )
 
     def _open_day(self, timestamp: datetime) -> None:
         day = timestamp.astimezone(self._zone).date()

@@ -4,6 +4,7 @@ reading KEY VALUE pairs, and the precedence of the database's overrides."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -433,6 +434,34 @@ def test_offered_settings_apply_at_the_next_step_and_only_real_changes_are_recor
     assert gate.halted_until("s") is None  # a new limit lifts the halt; lost 5 < 10
     gate.check_daily_losses()
     assert gate.halted_until("s") is None
+
+
+def test_an_allowlist_naming_strategies_the_run_does_not_have_is_warned_about_at_start_and_at_pickup(caplog):
+    caplog.set_level(logging.WARNING, logger="runner.policy")
+    gate = PolicyGate(
+        PolicyConfig(allowlist=("ma_fast", "holdr")), Portfolio(D(100_000)), HistoryStore(0), ["ma_fast", "hold"],
+    )
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [(
+        logging.WARNING,
+        "policy.allowlist names holdr (did you mean 'hold'?), which this run does not have (its strategies: "
+        "ma_fast, hold); of them only ma_fast may open or add to positions",
+    )]
+    caplog.clear()
+    gate.offer({"risk_mode": "defensive"})
+    gate.begin_step(1, DAY1)
+    assert caplog.records == []  # the allowlist did not change: no second warning
+    gate.offer({"allowlist": ("nobody", "ma_slow")})
+    assert caplog.records == []  # offered from the watcher's thread; applied, and warned about, by the loop
+    gate.begin_step(2, DAY1 + timedelta(minutes=1))
+    assert [r.getMessage() for r in caplog.records] == [
+        "policy.allowlist names nobody, ma_slow, which this run does not have (its strategies: ma_fast, hold); "
+        "none of them may open or add to positions",
+    ]
+    caplog.clear()
+    for step, allowlist in enumerate([("hold",), (), None], start=3):
+        gate.offer({"allowlist": allowlist})
+        gate.begin_step(step, DAY1 + timedelta(minutes=step))
+    assert caplog.records == []  # names the run has, [] (on purpose) and none raise nothing
 
 
 # --- properties ---------------------------------------------------------------------------------
