@@ -106,22 +106,26 @@ class Bollinger:
     def __init__(self, period: int = 20, k: float = 2.0):
         self.period, self.k = period, k
         self._window: deque[float] = deque(maxlen=period)
-        self._sum = self._squares = 0.0
+        self._mean = self._m2 = 0.0  # Welford's running mean and sum of squared deviations
         self.middle = self.upper = self.lower = None
         self.position: float | None = None
 
     def update(self, x: float) -> float | None:
-        if len(self._window) == self.period:
-            old = self._window[0]
-            self._sum -= old
-            self._squares -= old * old
-        self._window.append(x)
-        self._sum += x
-        self._squares += x * x
-        if len(self._window) < self.period:
+        # Welford's update, sliding: a sum of squares minus the squared mean loses every digit
+        # when prices barely move (2.0 and 2.00001), this does not.
+        window, mean = self._window, self._mean
+        if len(window) == self.period:
+            old = window[0]
+            self._mean = mean + (x - old) / self.period
+            self._m2 += (x - old) * (x - self._mean + old - mean)
+        else:
+            self._mean = mean + (x - mean) / (len(window) + 1)
+            self._m2 += (x - mean) * (x - self._mean)
+        window.append(x)
+        if len(window) < self.period:
             return None
-        mean = self._sum / self.period
-        deviation = math.sqrt(max(self._squares / self.period - mean * mean, 0.0))
+        mean = self._mean
+        deviation = math.sqrt(max(self._m2 / self.period, 0.0))
         self.middle, self.upper, self.lower = mean, mean + self.k * deviation, mean - self.k * deviation
         width = self.upper - self.lower
         self.position = 0.5 if width == 0 else (x - self.lower) / width
