@@ -463,7 +463,7 @@ class TickLoop:
     def _record_equity(self) -> None:
         """Record cash and equity, and the open positions at their current marks (so readers
         of a live run see up-to-date P&L)."""
-        self._records.extend(p for p in self.portfolio.positions() if p.quantity)
+        self._records.extend(self.portfolio.open_positions())
         self._records.append(EquitySnapshot(
             self.steps, self.timestamp, self.portfolio.cash, self.portfolio.equity(),
             self.portfolio.net_pnl_by_strategy(host.name for host in self.hosts),
@@ -515,7 +515,7 @@ class TickLoop:
                 for host in self.hosts
             ),
             policy_blocks=tuple(sorted(self.policy_blocks.items())),
-            open_positions=tuple(p for p in portfolio.positions() if p.quantity),
+            open_positions=tuple(portfolio.open_positions()),
             recent_orders=tuple(self._recent_orders),
         )
 

@@ -132,6 +132,10 @@ class Portfolio:
             self.position(*key) for key in self._holdings if strategy is None or key[0] == strategy
         ]
 
+    def open_positions(self) -> list[Position]:
+        """The positions that hold something now (a position is built only for those)."""
+        return [self.position(*key) for key, h in self._holdings.items() if h.quantity]
+
     def market_value(self) -> Decimal:
         last = self.last_prices
         return sum(

@@ -77,3 +77,10 @@ def test_realised_pnl_on_reduce_close_and_flip():
     assert position.realized_pnl == D(-100)
     assert position.quantity == D(-10)
     assert position.average_cost == D(5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(fills)
+def test_open_positions_are_exactly_the_positions_that_hold_something(fill_list):
+    portfolio, _ = book(fill_list)
+    assert portfolio.open_positions() == [p for p in portfolio.positions() if p.quantity]
