@@ -67,3 +67,13 @@ def test_startup():
     assert [c["command"] for c in result["commands"]][:2] == ["runner --help", "runner validate configs/default.yaml"]
     assert set(result["help_imports"]) >= {"pandas", "sqlalchemy"}
     assert result["help_import_ms_by_package"]
+
+
+def test_soak():
+    result = run_script("soak.py", "--steps", "20000", "--every", "0.2")
+    assert result["steps"] == 20000
+    assert set(result) >= {"rss_after_warmup_mb", "rss_growth_after_warmup_mb", "threads", "open_files", "db_mb", "rows"}
+    assert result["rows"]["fills"] > 0 and result["steady_samples"] >= 5
+    assert [t["figure"] for t in result["targets"]] == [
+        "rss_growth_after_warmup_mb", "thread_counts_seen", "open_file_counts_seen",
+    ]
