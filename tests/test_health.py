@@ -233,3 +233,44 @@ def test_a_paced_replay_announces_its_step_period(tmp_path):
     # 1m bars at speed 6: ten seconds between steps, announced before each wait.
     beats = [(h.step, h.expected_every_seconds) for h in capture.heartbeats]
     assert beats == [(1, 1.0), (1, 10.0), (2, 1.0), (2, 10.0), (3, 1.0), (3, 1.0)]
+
+
+def test_a_run_whose_process_was_killed_goes_unhealthy(tmp_path):
+    """A real `runner start` killed with SIGKILL: healthy while it runs, then, once its heartbeat
+    is older than the staleness bound, unhealthy with the reason (exit 1)."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = tmp_path / "h.yaml"
+    config.write_text(config_text(MA + HOLD, run="{mode: clock, tick_interval: 0.05, seed: 3}"))
+    runner_script = Path(sys.executable).parent / "runner"
+    process = subprocess.Popen(
+        [str(runner_script), "start", str(config), "--db", str(tmp_path / "h.db"), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "the run ended by itself"
+            if (tmp_path / "h.db").exists():
+                code, report = health(tmp_path)
+                if code == 0 and report["last_step"]:
+                    break
+            assert time.monotonic() < deadline, "the run never reported healthy"
+            time.sleep(0.2)
+        assert report["alive"] and report["status"] == "running"
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        deadline = time.monotonic() + 60  # the bound is 5 s here; a loaded machine gets room
+        while (result := health(tmp_path))[0] == 0:
+            assert time.monotonic() < deadline, "the killed run still looks healthy"
+            time.sleep(0.5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    code, report = result
+    assert code == 1 and report["status"] == "running" and not report["alive"]
+    assert any("heartbeat" in reason for reason in report["reasons"]), report["reasons"]
