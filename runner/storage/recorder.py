@@ -40,7 +40,12 @@ _UPSERT_KEYS = {
     StrategyStatsRecord: ("run_id", "strategy"),
     HeartbeatRecord: ("run_id",),
 }
-QUEUE_STEPS = 10_000  # step batches the loop may run ahead of the writer before it waits
+# The durability promise: a SIGKILL loses at most this many steps' records (those handed over
+# and not yet committed). The writer commits up to MAX_BATCH of them per transaction while the
+# loop may queue the rest; when the writer keeps up (paced and clock-driven runs), only the step
+# in progress and the one being written are at risk.
+MAX_UNCOMMITTED_STEPS = 1_000
+MAX_BATCH = 500
 _STOP = object()
 
 
@@ -50,16 +55,20 @@ class Recorder:
     Args:
         engine: the database.
         run_id: the run every row belongs to.
-        max_batch: the most step batches committed in one transaction.
+        max_batch: the most step batches committed in one transaction (the loop waits when
+            `MAX_UNCOMMITTED_STEPS` are handed over and not committed, see above).
     """
 
-    def __init__(self, engine: Engine, run_id: str, max_batch: int = 2_000):
+    def __init__(self, engine: Engine, run_id: str, max_batch: int = MAX_BATCH):
         self.engine = engine
         self.run_id = run_id
         self.max_batch = max_batch
         self.error: StorageError | None = None
         self.submitted = 0  # records handed over (loop thread)
         self.committed = 0  # records committed (writer thread)
+        self.steps_submitted = 0  # step batches handed over (loop thread)
+        self.steps_committed = 0  # step batches committed (writer thread)
+        self._queue_bound = max(1, MAX_UNCOMMITTED_STEPS - max_batch)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()  # a bounded Queue costs 10x per put
         self._drained = threading.Event()  # set by the writer whenever it has taken a batch
         self._thread = threading.Thread(target=self._write_loop, name="runner-recorder", daemon=True)
@@ -79,13 +88,15 @@ class Recorder:
         self._thread.start()
 
     def submit(self, records: Sequence[object]) -> None:
-        """Queue a step's records; waits only when the writer is QUEUE_STEPS steps behind."""
+        """Queue a step's records; waits only while the writer is so far behind that queuing
+        more would break the durability promise (MAX_UNCOMMITTED_STEPS)."""
         if records:
-            self.submitted += len(records)
-            self._queue.put(records)
-            while self._queue.qsize() > QUEUE_STEPS and self._thread.is_alive():
+            while self._queue.qsize() >= self._queue_bound and self._thread.is_alive():
                 self._drained.clear()
                 self._drained.wait(0.1)
+            self.submitted += len(records)
+            self.steps_submitted += 1
+            self._queue.put(records)
 
     def close(self, finished: RunFinished) -> None:
         """Commit everything queued, then the run's final state; wait for the writer to end.
@@ -149,6 +160,7 @@ class Recorder:
             for values in rows.get(RunFinished, ()):
                 conn.execute(update(RunRecord).where(RunRecord.id == self.run_id).values(**values))
         self.committed += count
+        self.steps_committed += len(batches)
 
     def _mark_failed(self, finished: RunFinished) -> None:
         try:
