@@ -11,7 +11,7 @@ database grows by orders, fills and snapshots). It runs as `runner start` in a c
 script samples the child's RSS, thread count and open file descriptors from /proc every
 `--every` seconds, and the database file's size. The steady part of the run is the samples taken
 while all its threads were up (start-up and shut-down left out); warm-up is its first half (it
-includes the storage writer's queue filling up to its bound when the writer falls behind), and
+includes the storage writer's queue filling up to its bound if the writer falls behind), and
 "RSS growth after warm-up" compares the last steady sample with the largest RSS seen in warm-up.
 Linux only (/proc).
 """
