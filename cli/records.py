@@ -395,9 +395,7 @@ def reading(db: Path | None, json_output: bool) -> Iterator[_Records]:
         from runner.errors import ConfigError
         from runner.storage import queries
 
-        path = db if db is not None else default_db_path()
-        if not path.is_file():
-            raise ConfigError(f"no database at {path}" + ("" if db is not None else " (the default; pick one with --db PATH)"))
+        path = existing_database(db)
         engine = open_runner_database(path)
         try:
             yield _Records(engine, path, queries)
@@ -432,6 +430,20 @@ def open_runner_database(path: Path) -> Any:
         engine.dispose()
         raise ConfigError(f"{path} is not a runner database (it has no runs table)")
     return engine
+
+
+def existing_database(db: Path | None) -> Path:
+    """The database file `--db` names (or the default one), which must exist.
+
+    Raises:
+        ConfigError: there is no such file.
+    """
+    from runner.errors import ConfigError
+
+    path = db if db is not None else default_db_path()
+    if not path.is_file():
+        raise ConfigError(f"no database at {path}" + ("" if db is not None else " (the default; pick one with --db PATH)"))
+    return path
 
 
 def default_db_path() -> Path:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from cli.errors import EXIT_FAILURE, handled
-from cli.records import DbOption, JsonOption, default_db_path
+from cli.records import DbOption, JsonOption, existing_database
 
 
 def replay(
@@ -34,16 +33,12 @@ def replay(
 
     Example:  runner replay 20240102-143000-ab12 --db runs/try.db
     """
-    from runner.errors import ConfigError
     from runner.reproduce import replay as replay_run
     from runner.storage.db import sqlite_url
 
     err = Console(stderr=True)
     with handled(err, json_output):
-        path = db if db is not None else default_db_path()
-        if not path.is_file():
-            raise ConfigError(f"no database at {path}" + ("" if db is not None else " (the default; pick one with --db PATH)"))
-        outcome = replay_run(sqlite_url(path), run_id)
+        outcome = replay_run(sqlite_url(existing_database(db)), run_id)
     if json_output:
         sys.stdout.write(json.dumps(outcome.to_dict()) + "\n")
     else:
