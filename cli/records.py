@@ -337,6 +337,7 @@ class _Records:
             "ticks": run.ticks, "starting_cash": _text(starting), "final_equity": _text(final),
             "pnl": _text(final - starting if final is not None and starting is not None else None),
             "strategies": strategies, "seed": run.seed, "config_path": run.config_path, "error": run.error,
+            "replay_of": run.replay_of,
         }
 
     def status(self, run) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any
 from runner import __version__
 from runner.artifacts import sha256_of
 from runner.config import RunnerConfig, StrategyEntry
+from strategies.base import StrategyInterface
 
 FORMAT = 1  # the manifest's own layout version
 
@@ -47,13 +48,16 @@ class FileDigest:
 @dataclass(frozen=True)
 class StrategyInputs:
     """How a strategy was loaded (`type`, `module` or `file`, and what it named), its class,
-    the file defining that class, and the model files its params name."""
+    the file defining that class, the files defining the strategy classes it inherits from
+    (`hybrid` from `ml_model`; not `StrategyInterface` itself, which the version covers), and
+    the model files its params name."""
 
     loaded_by: str
     spec: str
     class_name: str
     source: FileDigest | None
     artifacts: tuple[FileDigest, ...] = ()
+    inherited: tuple[FileDigest, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class RunManifest:
                 **inputs,
                 "source": _digest(inputs.get("source")),
                 "artifacts": tuple(FileDigest(**a) for a in inputs.get("artifacts", ())),
+                "inherited": tuple(FileDigest(**a) for a in inputs.get("inherited", ())),
             })
             for name, inputs in data["strategies"].items()
         }
@@ -112,6 +117,7 @@ class RunManifest:
         for name, inputs in self.strategies.items():
             if inputs.source is not None:
                 found.append((f"strategy {name} source", inputs.source))
+            found += [(f"strategy {name} inherited source", digest) for digest in inputs.inherited]
             found += [(f"strategy {name} model file", digest) for digest in inputs.artifacts]
         return found
 
@@ -136,9 +142,17 @@ def build_manifest(
     )
 
 
-def missing_files(manifest: RunManifest) -> list[str]:
-    """The recorded input files that are no longer there (checked before anything is loaded)."""
-    return [f"{what} {digest.path} is missing" for what, digest in manifest.input_files() if not Path(digest.path).is_file()]
+def changed_files(manifest: RunManifest) -> list[str]:
+    """Each recorded input file that is missing now, or whose sha256 differs (checked before
+    anything is loaded, so a file that no longer loads is reported as changed)."""
+    problems = []
+    for what, digest in manifest.input_files():
+        path = Path(digest.path)
+        if not path.is_file():
+            problems.append(f"{what} {digest.path} is missing")
+        elif (now := sha256_of(path)) != digest.sha256:
+            problems.append(f"{what} {digest.path} changed: sha256 {digest.sha256} -> {now}")
+    return problems
 
 
 def manifest_problems(recorded: RunManifest, now: RunManifest) -> list[str]:
@@ -210,16 +224,25 @@ def _digest(value: dict | None) -> FileDigest | None:
 
 def _strategy_inputs(entry: StrategyEntry, cls: type, base_dir: Path) -> StrategyInputs:
     loaded_by = "type" if entry.type else "module" if entry.module else "file"
-    try:
-        source_file = inspect.getsourcefile(cls)
-    except TypeError:  # a class without a file (made in an interactive session)
-        source_file = None
+    source = _source_file(cls)
+    bases = [base for base in cls.__mro__[1:] if issubclass(base, StrategyInterface) and base is not StrategyInterface]
+    inherited = dict.fromkeys(path for path in map(_source_file, bases) if path is not None and path != source)
     return StrategyInputs(
         loaded_by=loaded_by, spec=getattr(entry, loaded_by),
         class_name=f"{cls.__module__}:{cls.__qualname__}",
-        source=FileDigest.of(source_file) if source_file and Path(source_file).is_file() else None,
+        source=FileDigest.of(source) if source is not None else None,
         artifacts=tuple(FileDigest.of(path) for path in _artifact_paths(entry, cls, base_dir) if path.is_file()),
+        inherited=tuple(map(FileDigest.of, inherited)),
     )
+
+
+def _source_file(cls: type) -> str | None:
+    """The file defining a class, if it has one (not one made in an interactive session)."""
+    try:
+        path = inspect.getsourcefile(cls)
+    except TypeError:
+        return None
+    return path if path and Path(path).is_file() else None
 
 
 def _artifact_paths(entry: StrategyEntry, cls: type, base_dir: Path) -> list[Path]:

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from runner.bootstrap import build
 from runner.config import RunConfig, load_config_text, parse_database_url
 from runner.errors import ConfigError
-from runner.manifest import RunManifest, manifest_problems, manifest_warnings, missing_files
+from runner.manifest import RunManifest, changed_files, manifest_problems, manifest_warnings
 from runner.storage import queries
 from runner.storage.db import open_database
 
@@ -136,16 +136,16 @@ def _replayable(engine: Engine, database: str, run_id: str) -> tuple[RunManifest
         raise ConfigError(_refusal(run_id, ["it has not finished (its status is running)"]))
     if record.ticks == 0:
         raise ConfigError(_refusal(run_id, ["it recorded no steps, so there is nothing to replay"]))
-    changed = [c for c in queries.policy_changes(engine, run_id) if c.step > 0]
-    if changed:
-        first = changed[0]
+    during = [change for change in queries.policy_changes(engine, run_id) if change.step > 0]
+    if during:
+        first = during[0]
         raise ConfigError(_refusal(run_id, [
-            f"its policy was changed while it ran ({len(changed)} change(s), the first at step "
+            f"its policy was changed while it ran ({len(during)} change(s), the first at step "
             f"{first.step}: {first.key} {first.old_value} -> {first.new_value}); a replay would not see them",
         ]))
-    missing = missing_files(manifest)
-    if missing:
-        raise ConfigError(_refusal(run_id, missing))
+    changed = changed_files(manifest)
+    if changed:
+        raise ConfigError(_refusal(run_id, changed))
     return manifest, record.ticks
 
 

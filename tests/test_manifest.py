@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import runner
 from cli.app import app
 from runner.config import load_config
-from runner.manifest import FileDigest, RunManifest, build_manifest, manifest_problems, manifest_warnings, missing_files
+from runner.manifest import FileDigest, RunManifest, build_manifest, changed_files, manifest_problems, manifest_warnings
 from runner.storage import queries
 from runner.storage.db import open_database, sqlite_url
 from strategies.base import NoParams, StrategyInterface, StrategyParams
@@ -170,12 +170,14 @@ def test_a_changed_data_file_is_named_with_both_hashes(tmp_path):
         f"data file {(tmp_path / 'AAA.csv').resolve()} changed: sha256 {old} -> {new}"
     ]
     assert manifest_problems(before, before) == []
+    assert changed_files(before) == [f"data file {(tmp_path / 'AAA.csv').resolve()} changed: sha256 {old} -> {new}"]
+    assert changed_files(after) == []
 
 
 def test_a_missing_file_is_named(tmp_path):
     before = _manifest(tmp_path)
     (tmp_path / "AAA.csv").unlink()
-    assert missing_files(before) == [f"data file {(tmp_path / 'AAA.csv').resolve()} is missing"]
+    assert changed_files(before) == [f"data file {(tmp_path / 'AAA.csv').resolve()} is missing"]
 
 
 def test_a_different_version_warns_but_does_not_refuse(tmp_path):
@@ -213,3 +215,15 @@ def test_an_older_database_gains_the_manifest_columns(tmp_path):
     record = queries.run(engine, "old")
     engine.dispose()
     assert (record.manifest, record.replay_of) == ("", "")
+
+
+def test_a_strategy_records_the_sources_of_the_strategies_it_inherits_from(tmp_path):
+    from strategies.hybrid import Hybrid  # needs the ml extra
+
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("strategies:\n  - type: hybrid\n")
+    config = load_config(config_file)
+    inputs = build_manifest(config, object(), [(config.strategies[0], Hybrid)]).strategies["hybrid"]
+    assert inputs.source.path == str(ROOT / "strategies" / "hybrid.py")
+    assert [digest.path for digest in inputs.inherited] == [str(ROOT / "strategies" / "ml_model.py")]
+    assert inputs.inherited[0].sha256 == sha256(ROOT / "strategies" / "ml_model.py")

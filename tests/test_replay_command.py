@@ -86,6 +86,16 @@ def test_a_changed_data_file_refuses_naming_the_file_and_both_hashes(tmp_path):
         assert connection.execute("SELECT count(*) FROM runs").fetchone() == (1,)  # nothing was run
 
 
+def test_a_data_file_that_no_longer_loads_is_reported_as_changed(tmp_path):
+    project, db = recorded(tmp_path, "replay_csv.yaml")
+    data_file = project / "data" / "sample" / "MSFT.csv"
+    before = sha256(data_file)
+    data_file.write_text("not,a,price,file\n")
+    result = replay(db, "original")
+    assert result.exit_code == 2
+    assert f"data file {data_file.resolve()} changed: sha256 {before} -> {sha256(data_file)}" in result.stderr
+
+
 def test_a_missing_data_file_refuses(tmp_path):
     project, db = recorded(tmp_path, "replay_csv.yaml")
     (project / "data" / "sample" / "MSFT.csv").unlink()
