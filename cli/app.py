@@ -24,6 +24,7 @@ from cli.errors import EXIT_FAILURE, EXIT_USAGE, handled
 from cli.health import health
 from cli.model import model_app
 from cli.policy import policy_app
+from cli.replay import replay
 from cli.report import report
 from cli.scaffold import config_app, init
 from cli.strategies import strategies_app
@@ -48,6 +49,7 @@ for _name in ("runs", "status", "orders", "fills", "positions"):
 app.command()(report)
 app.command()(health)
 app.command()(audit)
+app.command()(replay)
 
 LOG_EVERY_SECONDS = 5.0
 

@@ -337,6 +337,7 @@ class _Records:
             "ticks": run.ticks, "starting_cash": _text(starting), "final_equity": _text(final),
             "pnl": _text(final - starting if final is not None and starting is not None else None),
             "strategies": strategies, "seed": run.seed, "config_path": run.config_path, "error": run.error,
+            "replay_of": run.replay_of,
         }
 
     def status(self, run) -> dict[str, Any]:
@@ -395,9 +396,7 @@ def reading(db: Path | None, json_output: bool) -> Iterator[_Records]:
         from runner.errors import ConfigError
         from runner.storage import queries
 
-        path = db if db is not None else default_db_path()
-        if not path.is_file():
-            raise ConfigError(f"no database at {path}" + ("" if db is not None else " (the default; pick one with --db PATH)"))
+        path = existing_database(db)
         engine = open_runner_database(path)
         try:
             yield _Records(engine, path, queries)
@@ -432,6 +431,20 @@ def open_runner_database(path: Path) -> Any:
         engine.dispose()
         raise ConfigError(f"{path} is not a runner database (it has no runs table)")
     return engine
+
+
+def existing_database(db: Path | None) -> Path:
+    """The database file `--db` names (or the default one), which must exist.
+
+    Raises:
+        ConfigError: there is no such file.
+    """
+    from runner.errors import ConfigError
+
+    path = db if db is not None else default_db_path()
+    if not path.is_file():
+        raise ConfigError(f"no database at {path}" + ("" if db is not None else " (the default; pick one with --db PATH)"))
+    return path
 
 
 def default_db_path() -> Path:

@@ -10,7 +10,7 @@ import secrets
 from contextlib import AbstractContextManager
 from pathlib import Path
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -33,6 +33,7 @@ from runner.history import HistoryStore
 from runner.host import StrategyHost
 from runner.intervals import interval_seconds
 from runner.loop import TickLoop
+from runner.manifest import RunManifest, build_manifest
 from runner.pacing import Pacer
 from runner.policy import PolicyGate, starting_policy
 from runner.portfolio import Portfolio
@@ -71,9 +72,13 @@ def new_run_id(now: datetime | None = None) -> str:
 
 def build(
     config: RunnerConfig, *, run_id: str | None = None, clock: Clock | None = None,
-    on_signal: Callable[[SignalEvent], None] | None = None,
+    on_signal: Callable[[SignalEvent], None] | None = None, replay_of: str = "",
 ) -> StrategyRunner:
     """Build a runner from a config (already loaded with `load_config`).
+
+    The run's manifest (runner/manifest.py) is made here: the data files, the strategy sources
+    and the model files are hashed before the run starts. `replay_of` names the run this one
+    replays (`runner replay`).
 
     Raises:
         ConfigError: a cross-field check failed, or `run_id` is already in the database.
@@ -95,13 +100,14 @@ def build(
         feed.symbols, settings.allow_short, settings.short_margin, settings.max_position,
         config.market_data.timezone,
     )
+    classes = [(entry, entry_class(entry, config.source.base_dir)) for entry in enabled]
     strategies = [
         StrategySetup(
-            entry.display_name, entry_class(entry, config.source.base_dir), entry.params,
+            entry.display_name, cls, entry.params,
             entry.symbols, entry.max_errors, entry.interval, entry.validator,
             entry.routes(feed.symbols, feed.interval) if entry.subscriptions else None, entry.allowed_regimes,
         )
-        for entry in enabled
+        for entry, cls in classes
     ]
     run, market = config.run, config.market_data
     schedule: dict[int, list[tuple[str, dict]]] = {}
@@ -119,6 +125,7 @@ def build(
         strategy_timeout=run.strategy_timeout, symbol_schedule=schedule, run_id=run_id, source=config.source, clock=clock, on_signal=on_signal,
         base_dir=config.source.base_dir, metrics_port=config.telemetry.metrics_port,
         metrics_host=config.telemetry.metrics_host,
+        manifest=build_manifest(config, feed, classes), replay_of=replay_of,
     )
 
 
@@ -188,6 +195,7 @@ def assemble(
     run_id: str | None = None, source: ConfigSource | None = None, clock: Clock | None = None,
     on_signal: Callable[[SignalEvent], None] | None = None, base_dir: Path | None = None,
     metrics_port: int | None = None, metrics_host: str = "127.0.0.1",
+    manifest: RunManifest | None = None, replay_of: str = "",
 ) -> StrategyRunner:
     """Wire a runner from parts: the feed, the broker, the strategies and the run settings.
 
@@ -196,7 +204,8 @@ def assemble(
     data mode, never waited for in clock mode. With `metrics_port` (0: a free port), Prometheus
     metrics are served on `metrics_host` while the run goes on (`runner.metrics.url`). The run
     starts with `policy` overlaid by the database's policy table, and applies that table's later
-    changes as it goes (unless the database is in memory).
+    changes as it goes (unless the database is in memory). `manifest` (from `build`) is recorded
+    with the run, completed with the database's policy overrides the run starts with.
 
     Raises:
         ConfigError: `run_id` is already in the database, or metrics are asked for without
@@ -268,7 +277,12 @@ def assemble(
             host = StrategyHost(setup.name, strategy, routes, setup.max_errors, loop.record_fault, **common)
         loop.add_host(host)
     source = source or ConfigSource("<python>", "")
-    started = RunStarted(run_id, clock.now(), source.path, source.text, source.sha256, seed)
+    if manifest is not None:
+        manifest = replace(manifest, policy_overrides={key: row.value for key, row in overrides.items()})
+    started = RunStarted(
+        run_id, clock.now(), source.path, source.text, source.sha256, seed,
+        manifest.to_json() if manifest is not None else "", replay_of,
+    )
     watcher = None if is_in_memory(database) else PolicyWatcher(database, gate.offer, overrides)
     return StrategyRunner(
         run_id, feed, loop, recorder, Pacer(clock, mode, speed, tick_interval, on_wait=loop.waiting),

@@ -110,6 +110,8 @@ class RunStarted:
     config_text: str
     config_sha256: str
     seed: int
+    manifest: str = ""  # JSON of the run's RunManifest (runner/manifest.py); "" when built in Python
+    replay_of: str = ""  # the run this one replays (`runner replay`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,12 @@ class MLModelParams(StrategyParams):
     take_atr: float = Field(3.0, gt=0, description="Take-profit distance above the close, in ATRs.")
     atr_period: int = Field(14, gt=0, description="Bars in the average true range.")
 
+    def artifact_paths(self, base_dir: Path) -> list[Path]:
+        """The model file and the scaler file, as `load_model` reads them (the run manifest
+        records their sha256)."""
+        folder = base_dir / self.artifacts
+        return [folder / self.model_file, folder / self.scaler_file]
+
     @field_validator("sha256")
     @classmethod
     def _hex_digests(cls, value: dict[str, str]) -> dict[str, str]:
@@ -100,9 +106,9 @@ class MLModel(StrategyInterface):
                 the ml extra is not installed; the message names the file and the problem.
         """
         params = self.params
-        folder = Path(getattr(self.context, "base_dir", None) or Path.cwd()) / params.artifacts
-        self._model = self._load(folder / params.model_file, "model")
-        self._scaler = self._load(folder / params.scaler_file, "scaler")
+        model, scaler = params.artifact_paths(Path(getattr(self.context, "base_dir", None) or Path.cwd()))
+        self._model = self._load(model, "model")
+        self._scaler = self._load(scaler, "scaler")
 
     def on_start(self) -> None:
         self._states = {symbol: _SymbolState(self.params.atr_period) for symbol in self.context.symbols}

@@ -44,6 +44,7 @@ class ReplayFeed:
         self.symbols = tuple(series)
         self.skipped_rows = skipped_rows
         self.price_precision = price_precision
+        self.files = tuple(dict.fromkeys(t.path for t in series.values()))  # the files read (run manifest)
         self._decimals: dict[float, Decimal] = {}
         codes = np.concatenate([np.full(len(t), i, dtype=np.int32) for i, t in enumerate(series.values())])
         stamps = np.concatenate([t.timestamp for t in series.values()])
@@ -55,6 +56,7 @@ class ReplayFeed:
             for name in ("open", "high", "low", "close", "volume")
         ]
         self.total_steps = int(np.count_nonzero(np.diff(self._stamps))) + 1 if len(order) else 0
+        self.rows = len(order)
         self.first_time = _datetime(int(self._stamps[0])) if len(order) else None
         self.last_time = _datetime(int(self._stamps[-1])) if len(order) else None
 

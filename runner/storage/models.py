@@ -44,6 +44,8 @@ class RunRecord(SQLModel, table=True):
     ticks: int = 0
     summary: str = ""  # JSON of the end-of-run summary
     error: str = ""
+    manifest: str = ""  # JSON of what the run took as input (runner/manifest.py)
+    replay_of: str = ""  # the id of the run this one replays, if it is a replay
 
 
 class OrderRecord(SQLModel, table=True):

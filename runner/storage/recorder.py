@@ -79,7 +79,8 @@ class Recorder:
         row = RunRecord(
             id=started.run_id, started_at=started.started_at, status="running",
             config_path=started.config_path, config_text=started.config_text,
-            config_sha256=started.config_sha256, seed=started.seed,
+            config_sha256=started.config_sha256, seed=started.seed, manifest=started.manifest,
+            replay_of=started.replay_of,
         )
         try:
             with self.engine.begin() as conn:
