@@ -158,6 +158,23 @@ def test_start_against_a_locked_database_exits_1_with_a_clear_error(tmp_path, mo
     assert rows(db, "select id, status from runs") == [("before", "completed")]
 
 
+def test_policy_set_against_a_locked_database_exits_1_with_a_clear_error(tmp_path, monkeypatch):
+    db = tmp_path / "locked.db"
+    cli = CliRunner()
+    assert cli.invoke(app, ["policy", "set", "risk_mode", "defensive", "--db", str(db)]).exit_code == 0
+    monkeypatch.setattr(faults, "LOCK_WAIT_SECONDS", 0.5)
+    locker = lock(db)
+    try:
+        result = cli.invoke(app, ["policy", "set", "risk_mode", "aggressive", "--db", str(db)])
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert result.exit_code == 1
+    assert "is locked by another process; gave up after" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+    assert rows(db, "select value from policy") == [("defensive",)]
+
+
 # --- a full disk, the database file removed or moved -----------------------------------------------
 
 

@@ -44,10 +44,7 @@ def is_full(exc: BaseException) -> bool:
     return getattr(cause, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in str(cause)
 
 
-def with_lock_retries(
-    attempt: Callable[[], T], database: str, wait_seconds: float | None = None,
-    pause: threading.Event | None = None,
-) -> T:
+def with_lock_retries(attempt: Callable[[], T], database: str, wait_seconds: float | None = None) -> T:
     """Run `attempt` (one whole transaction) until it succeeds, retrying it while the database
     is locked, for up to `wait_seconds` (default LOCK_WAIT_SECONDS).
 
@@ -55,14 +52,13 @@ def with_lock_retries(
         attempt: runs the transaction; it must roll back when it raises.
         database: named in the error.
         wait_seconds: the budget, retries and SQLite's own waits included.
-        pause: waited on between attempts (a stop that sets it cuts the wait short).
 
     Raises:
         StorageError: the lock was not released in time.
         SQLAlchemyError: any other failure, at once.
     """
     budget = LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds
-    pause = pause or threading.Event()
+    pause = threading.Event()  # waited on, never set: a pause that does not hold up signals as time.sleep may
     started = time.monotonic()
     delay = FIRST_PAUSE_SECONDS
     retries = 0
