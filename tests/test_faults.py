@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from cli.app import app
@@ -110,6 +111,27 @@ def test_a_lock_released_within_the_budget_delays_the_run_and_loses_nothing(tmp_
     assert counts(db, runner.run_id) == counts(tmp_path / "free.db", free.run_id)
     assert equity_steps(db, runner.run_id) == list(range(1, 151))
     assert rows(db, "select status, ticks from runs") == [("completed", 150)]
+
+
+def test_a_transaction_that_meets_a_lock_halfway_is_rolled_back_and_retried_whole(tmp_path, caplog):
+    free = make_runner(tmp_path / "free.db", "{max_ticks: 150, seed: 5, speed: 0}")
+    free.run()
+    db = tmp_path / "once.db"
+    runner = make_runner(db, "{max_ticks: 150, seed: 5, speed: 0}")
+    met = []
+
+    @event.listens_for(runner.recorder.engine, "before_cursor_execute")
+    def locked_once(conn, cursor, statement, *_):
+        # after this transaction's upserts have run: a retry that kept them would insert twice
+        if not met and statement.startswith("INSERT INTO fills"):
+            met.append(statement)
+            raise OperationalError(statement, {}, sqlite3.OperationalError("database is locked"))
+
+    with caplog.at_level(logging.WARNING, logger="runner.storage.faults"):
+        assert runner.run().status == "completed"
+    assert met and "is locked by another process; retrying" in caplog.text
+    assert counts(db, runner.run_id) == counts(tmp_path / "free.db", free.run_id)
+    assert runner.recorder.committed == runner.recorder.submitted + 1
 
 
 def test_a_lock_held_beyond_the_budget_fails_the_run_and_keeps_what_was_committed(tmp_path):
