@@ -345,6 +345,27 @@ strategies:
 """
 
 
+def test_engines_creating_one_new_database_at_once_all_get_its_tables(tmp_path):
+    """Four engines of their own, as four processes would have, open a new file at the same moment."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from runner.storage.db import open_database
+
+    for attempt in range(8):  # the race is between one's check for a table and its CREATE
+        url = f"sqlite:///{tmp_path / f'new{attempt}.db'}"
+        barrier = Barrier(4)
+
+        def open_at_once() -> None:
+            barrier.wait()
+            open_database(url).dispose()
+
+        with ThreadPoolExecutor(4) as pool:
+            for opened in [pool.submit(open_at_once) for _ in range(4)]:
+                opened.result(timeout=30)  # raises what open_database raised
+        assert ("runs",) in rows(tmp_path / f"new{attempt}.db", "select name from sqlite_master where type = 'table'")
+
+
 def test_two_runners_writing_to_one_new_file_at_once_both_complete_and_audit_clean(tmp_path):
     db = tmp_path / "shared.db"
     processes = []

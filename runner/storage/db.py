@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
@@ -12,6 +14,7 @@ from sqlmodel import SQLModel
 from runner.config import parse_database_url
 from runner.errors import ConfigError, StorageError
 from runner.storage import models  # noqa: F401 - registers the tables
+from runner.storage import faults
 from runner.storage.faults import BUSY_TIMEOUT_SECONDS, is_locked, with_lock_retries
 
 
@@ -64,16 +67,19 @@ def open_database(url: str, create: bool = True) -> Engine:
 
 def _create_schema(engine: Engine) -> None:
     """Create the missing tables and columns. Another process opening a new file at the same
-    moment may create one between our check and our CREATE: then we look again."""
-    for attempt in range(3):
+    moment may create some between our check and our CREATE (each CREATE commits on its own):
+    then we look again, after a pause that lets it finish, for up to LOCK_WAIT_SECONDS."""
+    started, pause = time.monotonic(), threading.Event()
+    while True:
         try:
             SQLModel.metadata.create_all(engine)
             _add_missing_columns(engine)
             return
         except OperationalError as exc:
             made_by_another = "already exists" in str(exc.orig) or "duplicate column" in str(exc.orig)
-            if is_locked(exc) or not made_by_another or attempt == 2:
+            if is_locked(exc) or not made_by_another or time.monotonic() - started > faults.LOCK_WAIT_SECONDS:
                 raise
+            pause.wait(faults.FIRST_PAUSE_SECONDS)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

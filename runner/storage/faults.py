@@ -58,7 +58,7 @@ def with_lock_retries(attempt: Callable[[], T], database: str, wait_seconds: flo
         SQLAlchemyError: any other failure, at once.
     """
     budget = LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds
-    pause = threading.Event()  # waited on, never set: a pause that does not hold up signals as time.sleep may
+    pause = threading.Event()  # never set: waits go through an Event, never time.sleep (STYLE P8)
     started = time.monotonic()
     delay = FIRST_PAUSE_SECONDS
     retries = 0
