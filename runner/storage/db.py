@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
 from runner.config import parse_database_url
 from runner.errors import ConfigError, StorageError
 from runner.storage import models  # noqa: F401 - registers the tables
+from runner.storage import faults
+from runner.storage.faults import BUSY_TIMEOUT_SECONDS, is_locked, with_lock_retries
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -46,20 +50,36 @@ def open_database(url: str, create: bool = True) -> Engine:
             location = Path(parsed.database).resolve().as_posix()
             engine = create_engine(f"sqlite:///file:{location}?mode=ro&uri=true", connect_args={"timeout": 30})
         else:
-            engine = create_engine(url, connect_args={"timeout": 30} if is_sqlite else {})
+            engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS} if is_sqlite else {})
         if is_sqlite and create:
             event.listen(engine, "connect", _sqlite_pragmas)
         if create:
-            SQLModel.metadata.create_all(engine)
-            _add_missing_columns(engine)
+            with_lock_retries(lambda: _create_schema(engine), parsed.database or url)
     except ImportError as exc:
         raise ConfigError(
             f"storage.url: the database driver for {parsed.drivername!r} is not installed ({exc})"
         ) from None
     except (OSError, SQLAlchemyError) as exc:
-        raise StorageError(f"cannot open database {url}: {exc}") from exc
+        cause = getattr(exc, "orig", None) or exc  # the driver's words, without the SQL
+        raise StorageError(f"cannot open database {url}: {type(cause).__name__}: {cause}") from exc
     return engine
 
+
+def _create_schema(engine: Engine) -> None:
+    """Create the missing tables and columns. Another process opening a new file at the same
+    moment may create some between our check and our CREATE (each CREATE commits on its own):
+    then we look again, after a pause that lets it finish, for up to LOCK_WAIT_SECONDS."""
+    started, pause = time.monotonic(), threading.Event()
+    while True:
+        try:
+            SQLModel.metadata.create_all(engine)
+            _add_missing_columns(engine)
+            return
+        except OperationalError as exc:
+            made_by_another = "already exists" in str(exc.orig) or "duplicate column" in str(exc.orig)
+            if is_locked(exc) or not made_by_another or time.monotonic() - started > faults.LOCK_WAIT_SECONDS:
+                raise
+            pause.wait(faults.FIRST_PAUSE_SECONDS)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

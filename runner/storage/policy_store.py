@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from runner.errors import ConfigError, RunnerError
 from runner.policy import parse_stored
 from runner.storage.db import open_database
+from runner.storage.faults import with_lock_retries
 from runner.storage.models import PolicySettingRecord
 
 POLL_SECONDS = 0.5
@@ -33,10 +34,18 @@ def read_settings(engine: Engine) -> dict[str, PolicySettingRecord]:
 
 
 def write_setting(engine: Engine, key: str, text: str, at: datetime) -> None:
-    """Store `text` (already read by `parse_setting`) as the override of `key`."""
-    with Session(engine) as session:
-        session.merge(PolicySettingRecord(key=key, value=text, updated_at=at))
-        session.commit()
+    """Store `text` (already read by `parse_setting`) as the override of `key`, waiting for a
+    run's write lock as its writer waits for others (`faults.with_lock_retries`).
+
+    Raises:
+        StorageError: the database stayed locked.
+    """
+    def write() -> None:
+        with Session(engine) as session:
+            session.merge(PolicySettingRecord(key=key, value=text, updated_at=at))
+            session.commit()
+
+    with_lock_retries(write, engine.url.database or "the database")
 
 
 class PolicyWatcher:

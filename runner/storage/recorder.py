@@ -4,6 +4,11 @@ The loop hands over each step's records with `submit` (it never waits on the dat
 writer takes everything queued so far and commits it in one transaction, so an order and the
 fills of the same step land together, and rows of a step never land before those of an
 earlier one. `close` commits everything handed over before it returns.
+
+When the database fails under the run (see `runner.storage.faults`), a transaction is rolled
+back whole: one that meets another process's lock is retried for up to `lock_wait` seconds; a
+full disk, or the database file removed or replaced (checked before each transaction), stops
+the writer with a `StorageError` that the loop raises after its step.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from runner.errors import StorageError
 from runner.events import RunFinished, RunStarted
 from runner.storage.convert import Rows, add_rows
+from runner.storage.faults import (
+    file_identity, removed_or_replaced, storage_error, with_lock_retries,
+)
 from runner.storage.models import (
     EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
     PositionRecord, RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
@@ -58,12 +66,20 @@ class Recorder:
         run_id: the run every row belongs to.
         max_batch: the most step batches committed in one transaction (the loop waits when
             `MAX_UNCOMMITTED_STEPS` are handed over and not committed, see above).
+        lock_wait: the most seconds a transaction waits for another process's lock
+            (default `faults.LOCK_WAIT_SECONDS`).
     """
 
-    def __init__(self, engine: Engine, run_id: str, max_batch: int = MAX_BATCH):
+    def __init__(self, engine: Engine, run_id: str, max_batch: int = MAX_BATCH, lock_wait: float | None = None):
         self.engine = engine
         self.run_id = run_id
         self.max_batch = max_batch
+        self.lock_wait = lock_wait
+        database = engine.url.database
+        on_file = engine.url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
+        self._path = database if on_file else None
+        self._identity: tuple[int, int] | None = None  # the file's device and inode when the run started
+        self._file_lost = False
         self.error: StorageError | None = None
         self.submitted = 0  # records handed over (loop thread)
         self.committed = 0  # records committed (writer thread)
@@ -82,11 +98,17 @@ class Recorder:
             config_sha256=started.config_sha256, seed=started.seed, manifest=started.manifest,
             replay_of=started.replay_of,
         )
-        try:
+        def insert_run() -> None:
             with self.engine.begin() as conn:
                 conn.execute(insert(RunRecord).values(**row.model_dump()))
+
+        try:
+            with_lock_retries(insert_run, self._where(), self.lock_wait)
         except SQLAlchemyError as exc:
-            raise StorageError(f"cannot record run {started.run_id}: {exc}") from exc
+            cause = getattr(exc, "orig", None) or exc
+            raise StorageError(f"cannot record run {started.run_id}: {type(cause).__name__}: {cause}") from exc
+        if self._path is not None:
+            self._identity = file_identity(self._path)
         self._thread.start()
 
     def submit(self, records: Sequence[object]) -> None:
@@ -137,21 +159,27 @@ class Recorder:
                 try:
                     self._write(batches)
                 except Exception as exc:  # noqa: BLE001 - any failure must reach the loop, not end the thread
-                    cause = getattr(exc, "orig", None) or exc  # the driver's words, without the SQL
-                    log.error("storage write failed: %s", cause)
-                    self.error = exc if isinstance(exc, StorageError) else StorageError(
-                        f"cannot write records to the database: {type(cause).__name__}: {cause}"
-                    )
+                    self.error = storage_error(exc, self._where())
+                    log.error("storage write failed: %s", self.error)
             if stop:
                 return
 
     def _write(self, batches: list[Sequence[object]]) -> None:
+        if self._identity is not None and file_identity(self._path) != self._identity:
+            self._file_lost = True
+            self._fold_log_into_file()
+            raise removed_or_replaced(self._path)
         rows: Rows = defaultdict(list)
         count = 0
         for records in batches:
             for item in records:
                 add_rows(item, self.run_id, rows)
                 count += 1
+        with_lock_retries(lambda: self._commit(rows), self._where(), self.lock_wait)
+        self.committed += count
+        self.steps_committed += len(batches)
+
+    def _commit(self, rows: Rows) -> None:
         with self.engine.begin() as conn:
             for table, keys in _UPSERT_KEYS.items():
                 if rows.get(table):
@@ -161,18 +189,34 @@ class Recorder:
                     _execute_many(conn, table, rows[table])
             for values in rows.get(RunFinished, ()):
                 conn.execute(update(RunRecord).where(RunRecord.id == self.run_id).values(**values))
-        self.committed += count
-        self.steps_committed += len(batches)
+
+    def _fold_log_into_file(self) -> None:
+        """Copy the commits still in the write-ahead log into the database file, through the open
+        connection: the log is named after the old path, so a file moved away would lack them."""
+        try:
+            with self.engine.connect() as conn:  # the writer's pooled connection, still on the old file
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except SQLAlchemyError as exc:
+            log.error("could not copy the write-ahead log into the moved database file: %s", getattr(exc, "orig", exc))
+
+    def _where(self) -> str:
+        return self._path or self.engine.url.render_as_string(hide_password=True)
 
     def _mark_failed(self, finished: RunFinished) -> None:
-        try:
+        if self._file_lost:  # a new connection would open (or create) whatever is at the path now
+            log.error("run %s is not marked failed: its database file is gone", self.run_id)
+            return
+        def mark() -> None:
             with self.engine.begin() as conn:
                 conn.execute(
                     update(RunRecord).where(RunRecord.id == self.run_id)
                     .values(status="failed", ended_at=finished.ended_at, error=str(self.error))
                 )
-        except SQLAlchemyError:
-            log.error("could not mark run %s as failed", self.run_id)
+
+        try:  # a lock that made the writer give up gets one more budget to go away
+            with_lock_retries(mark, self._where(), self.lock_wait)
+        except (SQLAlchemyError, StorageError) as exc:
+            log.error("could not mark run %s as failed: %s", self.run_id, getattr(exc, "orig", None) or exc)
 
 
 def _last_per_key(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
