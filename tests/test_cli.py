@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from cli.app import app
 from runner import __version__
@@ -56,16 +55,7 @@ strategies:
 """
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    """Run every test from its temporary directory: relative paths and defaults land there."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def cli():
-    return CliRunner()
+pytestmark = pytest.mark.usefixtures("in_tmp")  # every test runs from its temporary directory (conftest)
 
 
 def write(path: Path, text: str) -> Path:

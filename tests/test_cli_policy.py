@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from cli.app import app
 from runner.bootstrap import StrategySetup, assemble
@@ -41,15 +40,7 @@ KEYS = (
 )
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def cli():
-    return CliRunner()
+pytestmark = pytest.mark.usefixtures("in_tmp")  # every test runs from its temporary directory (conftest)
 
 
 def one_line(text: str) -> str:
