@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -89,3 +90,11 @@ def make(cls, symbols=("AAA",), **params):
     strategy = cls(context)
     strategy.on_start()
     return strategy, books
+
+
+def wait_until(condition, seconds: float, what: str) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `seconds` (a deadline, not a pause)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)

@@ -20,7 +20,7 @@ from runner.storage import queries
 from strategies.base import StrategyInterface
 from strategies.buy_and_hold import BuyAndHold
 from strategies.ma_crossover import MACrossover
-from tests.helpers import config_text
+from tests.helpers import config_text, wait_until
 
 MA = "  - {type: ma_crossover, params: {fast: 5, slow: 20, quantity: 10}}\n"
 HOLD = "  - {type: buy_and_hold, params: {quantity: 2}}\n"
@@ -177,7 +177,7 @@ def test_orders_placed_at_stop_fill_at_the_last_price_and_working_orders_are_can
 def test_stopping_mid_run_keeps_every_record(tmp_path):
     runner = make_runner(tmp_path, [ma_setup()], max_ticks=None, mode="data", speed=6000.0)
     runner.start()
-    time.sleep(0.5)
+    wait_until(lambda: runner.loop.steps >= 3, 10, "the run to take a few steps")
     runner.stop()
     assert runner.wait(10)
     summary = runner.snapshot()

@@ -23,7 +23,7 @@ from runner.portfolio import Portfolio
 from runner.storage import queries
 from runner.threaded import MAX_PENDING_NOTICES, ThreadedHost
 from strategies.base import StrategyInterface
-from tests.helpers import bar, step
+from tests.helpers import bar, step, wait_until
 
 START = datetime(2024, 1, 2, tzinfo=UTC)
 
@@ -44,13 +44,6 @@ def threaded_runner(tmp_path: Path, setups, max_ticks: int | None, **run):
 def step_of(timestamp: datetime) -> int:
     """The 1-based step of a synthetic bar time."""
     return int((timestamp - START) / timedelta(minutes=1)) + 1
-
-
-def wait_until(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 class Seen(StrategyInterface):

@@ -38,20 +38,30 @@ def test_same_config_and_seed_give_the_same_fills_in_every_process(tmp_path):
         market_data="{symbols: [A, B, C, D, E], interval: 1m}",
         broker="{starting_cash: 3000}",
     ))
-    results = []
-    for hash_seed in ("1", "2", "3"):
-        db = tmp_path / f"{hash_seed}.db"
-        done = subprocess.run(
-            [str(RUNNER), "start", "c.yaml", "--db", str(db), "--json"], cwd=tmp_path,
-            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONHASHSEED": hash_seed},
+    processes = {  # the three at once: each is its own process, so they cannot share anything
+        hash_seed: subprocess.Popen(
+            [str(RUNNER), "start", "c.yaml", "--db", f"{hash_seed}.db", "--json"], cwd=tmp_path,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
         )
-        assert done.returncode == 0, done.stderr
-        with sqlite3.connect(db) as connection:
+        for hash_seed in ("1", "2", "3")
+    }
+    try:
+        outputs = {hash_seed: process.communicate(timeout=60) for hash_seed, process in processes.items()}
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    results = []
+    for hash_seed, (out, err) in outputs.items():
+        assert processes[hash_seed].returncode == 0, err
+        with sqlite3.connect(tmp_path / f"{hash_seed}.db") as connection:
             fills = connection.execute(
                 "select fill_id, order_id, symbol, side, quantity, price from fills order by fill_id"
             ).fetchall()
             rejected = connection.execute("select count(*) from orders where status = 'REJECTED'").fetchone()
-        results.append((fills, rejected, json.loads(done.stdout)["final_equity"]))
+        results.append((fills, rejected, json.loads(out)["final_equity"]))
     assert results[0][1][0] > 0, "tight cash makes the order of signals matter"
     assert results[0] == results[1] == results[2]
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +21,7 @@ from runner.feeds.synthetic import SyntheticFeed
 from runner.portfolio import Portfolio
 from runner.storage import queries
 from strategies.base import StrategyInterface
+from tests.helpers import wait_until
 from tests.test_replay_runs import write_minutes
 
 START = datetime(2024, 1, 2, tzinfo=UTC)
@@ -103,13 +103,6 @@ def symbols_added(runner) -> list[tuple]:
             "select symbol, step, timestamp is not null, requested_by from symbols_added where run_id = ? order by step",
             (runner.run_id,),
         ).fetchall()
-
-
-def wait_until(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 # --- from Python, while running ------------------------------------------------------------------
