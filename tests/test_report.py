@@ -112,9 +112,10 @@ def write_ledger(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def ledger(tmp_path) -> Path:
-    return write_ledger(tmp_path / "ledger.db")
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory) -> Path:
+    """Written once: the tests only read it."""
+    return write_ledger(tmp_path_factory.mktemp("report") / "ledger.db")
 
 
 def report_of(path: Path, run_id: str):
