@@ -40,13 +40,15 @@ strategies:
 
 def sample(pid: int, db: Path) -> dict | None:
     """RSS (MB), threads and open files of process `pid`, and the database's size (MB); None
-    once the process is gone."""
+    once the process has exited."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         files = len(os.listdir(f"/proc/{pid}/fd"))
     except (FileNotFoundError, ProcessLookupError):
         return None
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    if "VmRSS" not in fields:  # exited, not yet reaped: a zombie has no memory left to sample
+        return None
     size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*") if p.exists())
     return {
         "rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024, 1), "threads": int(fields["Threads"]),
