@@ -18,6 +18,7 @@ from cli.app import app
 from runner.bootstrap import build
 from runner.config import load_config_text
 from runner.storage.recorder import MAX_UNCOMMITTED_STEPS, Recorder
+from tests.helpers import wait_until
 
 RUNNER = Path(sys.executable).parent / "runner"
 
@@ -80,7 +81,11 @@ def test_the_writer_never_holds_more_than_the_promised_steps(tmp_path, monkeypat
     real_write = Recorder._write
 
     def slow_write(self, batches):
-        time.sleep(0.02)  # a slow disk: the writer falls behind at once
+        # A disk that stalls until the loop has filled the queue (or handed over its last step):
+        # the writer is behind by as much as it may be however fast or busy the machine.
+        full = MAX_UNCOMMITTED_STEPS - self.max_batch
+        wait_until(lambda: self.steps_submitted - self.steps_committed >= full or self.steps_submitted >= 6_000,
+                   60, "the loop to fill the writer's queue")
         real_write(self, batches)
 
     monkeypatch.setattr(Recorder, "_write", slow_write)
