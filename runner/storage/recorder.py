@@ -20,7 +20,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import DateTime, Engine, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -31,7 +31,7 @@ from runner.storage.faults import (
     file_identity, removed_or_replaced, storage_error, with_lock_retries,
 )
 from runner.storage.models import (
-    EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
+    DecimalText, EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
     PositionRecord, RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
     StrategyStatsRecord, SymbolAddedRecord,
 )
@@ -253,14 +253,48 @@ class _Compiled:
         self.sql = str(compiled)
         self.order = compiled.positiontup  # None for a named paramstyle
         types = {column.name: column.type for column in table.__table__.columns}
-        self.processors = {name: types[name].dialect_impl(dialect).bind_processor(dialect) for name in columns}
+        self.processors = {name: _processor(types[name], dialect) for name in columns}
+        # Every row of a step shares its timestamp: convert each distinct datetime once a batch.
+        self.memoized = frozenset(name for name in columns if _is_datetime(types[name]))
 
     def parameters(self, rows: list[dict]) -> list:
-        processors = self.processors
+        processors = {
+            name: _memoized(p) if p and name in self.memoized else p for name, p in self.processors.items()
+        }
         if self.order is None:
             return [{k: (p(v) if (p := processors[k]) else v) for k, v in row.items()} for row in rows]
         order = [(name, processors[name]) for name in self.order]
         return [tuple(p(row[name]) if p else row[name] for name, p in order) for row in rows]
+
+
+def _processor(column_type, dialect):
+    """The bind processor of one column; plain `str` for `DecimalText`, which is all it does."""
+    processor = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if processor is not None and isinstance(column_type, DecimalText) and column_type.impl_instance.bind_processor(dialect) is None:
+        return _decimal_text
+    return processor
+
+
+def _is_datetime(column_type) -> bool:
+    return isinstance(column_type, DateTime) or isinstance(getattr(column_type, "impl_instance", None), DateTime)
+
+
+def _decimal_text(value):
+    return None if value is None else str(value)
+
+
+def _memoized(processor):
+    """`processor` converting each distinct value once (for one batch, so the memo stays small)."""
+    memo: dict = {}
+
+    def process(value):
+        try:
+            return memo[value]
+        except KeyError:
+            converted = memo[value] = processor(value)
+            return converted
+
+    return process
 
 
 @functools.lru_cache(maxsize=64)
