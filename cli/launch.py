@@ -16,7 +16,7 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 
-HELP_ARGS = (["--help"], ["-h"])  # the top-level help; subcommands' help is rendered as usual
+HELP_ARGS = (["--help"],)  # the top-level help; subcommands' help is rendered as usual
 # What rich and typer read from the environment to lay out and colour the help.
 _LAYOUT_VARIABLES = (
     "COLUMNS", "LINES", "TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE",
