@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from typing import NamedTuple
 
 ZERO = Decimal(0)
 
@@ -54,11 +55,13 @@ class OrderStatus(str, Enum):
     EXPIRED = "EXPIRED"
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
+class Bar(NamedTuple):
     """One closed OHLCV candle; `timestamp` is the UTC open time of its interval.
 
     Fields read as attributes or as keys (`bar.close == bar["close"]`); `price` is `close`.
+    A named tuple rather than a frozen dataclass: one is made for every bar of a replay, and a
+    tuple is built in one step where a frozen dataclass sets each field through
+    `object.__setattr__` (about 2.5 times as long).
     """
 
     symbol: str
@@ -73,10 +76,12 @@ class Bar:
     def price(self) -> Decimal:
         return self.close
 
-    def __getitem__(self, key: str):
-        if key in _BAR_KEYS:
-            return getattr(self, key)
-        raise KeyError(key)
+    def __getitem__(self, key):
+        if type(key) is str:
+            if key in _BAR_KEYS:
+                return getattr(self, key)
+            raise KeyError(key)
+        return tuple.__getitem__(self, key)
 
 
 _BAR_KEYS = frozenset({"symbol", "timestamp", "open", "high", "low", "close", "volume", "price"})
@@ -111,6 +116,23 @@ class MarketData(Mapping[str, Bar]):
 
     def __len__(self) -> int:
         return len(self._bars)
+
+    # The mapping's read methods go straight to the dict (the Mapping mixins cost a view object
+    # and a Python-level iteration each, on every step); dict views cannot change the dict.
+    def get(self, symbol: str, default: Bar | None = None) -> Bar | None:
+        return self._bars.get(symbol, default)
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._bars
+
+    def keys(self):
+        return self._bars.keys()
+
+    def values(self):
+        return self._bars.values()
+
+    def items(self):
+        return self._bars.items()
 
     def __repr__(self) -> str:
         return f"MarketData({self.timestamp.isoformat()}, {self.interval}, {sorted(self._bars)})"

@@ -186,8 +186,9 @@ class TickLoop:
         latest = self._latest[interval]
         for bar in bars:
             latest[bar.symbol] = bar
-        fresh = frozenset(bar.symbol for bar in bars)
-        complete = interval == self.base_interval and len(market) == len(latest)
+        base = interval == self.base_interval
+        fresh = market.keys() if base else frozenset(bar.symbol for bar in bars)  # the base bars are all of the step
+        complete = base and len(market) == len(latest)
         calls = []
         for route in self._routes.get(interval, ()):
             host = route.host
@@ -199,7 +200,7 @@ class TickLoop:
                 view = market
             else:
                 view = MarketData(
-                    bars[0].timestamp if interval != self.base_interval else market.timestamp, interval,
+                    market.timestamp if base else bars[0].timestamp, interval,
                     {s: latest[s] for s in route.ordered if s in latest},
                     tuple(s for s in route.ordered if s in fresh),
                 )
@@ -463,11 +464,9 @@ class TickLoop:
     def _record_equity(self) -> None:
         """Record cash and equity, and the open positions at their current marks (so readers
         of a live run see up-to-date P&L)."""
-        self._records.extend(self.portfolio.open_positions())
-        self._records.append(EquitySnapshot(
-            self.steps, self.timestamp, self.portfolio.cash, self.portfolio.equity(),
-            self.portfolio.net_pnl_by_strategy(host.name for host in self.hosts),
-        ))
+        equity, pnl, open_positions = self.portfolio.valuation(host.name for host in self.hosts)
+        self._records += open_positions
+        self._records.append(EquitySnapshot(self.steps, self.timestamp, self.portfolio.cash, equity, pnl))
 
     def waiting(self, seconds: float) -> None:
         """The next step is `seconds` away: if that is longer than the heartbeat period, record

@@ -155,3 +155,22 @@ class Portfolio:
                 unrealised = (last.get(symbol, ZERO) - h.average_cost) * h.quantity
                 totals[strategy] += h.realized_pnl + unrealised - h.fees
         return tuple(totals.items())
+
+    def valuation(self, strategies: Iterable[str]) -> tuple[Decimal, tuple[tuple[str, Decimal], ...], list[Position]]:
+        """Equity, each strategy's net P&L and the open positions, in one pass over the holdings
+        (what the loop records every `equity_every` steps; the same as `equity()`,
+        `net_pnl_by_strategy()` and `open_positions()`)."""
+        totals = dict.fromkeys(strategies, ZERO)
+        last = self.last_prices
+        value = ZERO
+        open_positions = []
+        for (strategy, symbol), h in self._holdings.items():
+            price = last.get(symbol, ZERO)
+            if h.quantity:
+                value += h.quantity * price
+                open_positions.append(Position(
+                    strategy, symbol, h.quantity, h.average_cost, h.realized_pnl, h.fees, price,
+                ))
+            if strategy in totals:
+                totals[strategy] += h.realized_pnl + (price - h.average_cost) * h.quantity - h.fees
+        return self.cash + value, tuple(totals.items()), open_positions

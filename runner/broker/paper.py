@@ -146,6 +146,8 @@ class PaperBroker:
 
         Bracket legs created by a fill start working on the next step.
         """
+        if not self._working:
+            return []
         events: list[BrokerEvent] = []
         timestamp = market.timestamp
         day = timestamp.astimezone(self.zone).date()

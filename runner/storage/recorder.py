@@ -20,7 +20,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import DateTime, Engine, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -31,7 +31,7 @@ from runner.storage.faults import (
     file_identity, removed_or_replaced, storage_error, with_lock_retries,
 )
 from runner.storage.models import (
-    EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
+    DecimalText, EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
     PositionRecord, RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
     StrategyStatsRecord, SymbolAddedRecord,
 )
@@ -180,13 +180,14 @@ class Recorder:
         self.steps_committed += len(batches)
 
     def _commit(self, rows: Rows) -> None:
+        memos: dict[str, dict] = {}
         with self.engine.begin() as conn:
             for table, keys in _UPSERT_KEYS.items():
                 if rows.get(table):
-                    _execute_many(conn, table, _last_per_key(rows[table], keys), keys)
+                    _execute_many(conn, table, _last_per_key(rows[table], keys), memos, keys)
             for table in _INSERTED:
                 if rows.get(table):
-                    _execute_many(conn, table, rows[table])
+                    _execute_many(conn, table, rows[table], memos)
             for values in rows.get(RunFinished, ()):
                 conn.execute(update(RunRecord).where(RunRecord.id == self.run_id).values(**values))
 
@@ -224,7 +225,7 @@ def _last_per_key(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
     return list(latest.values())
 
 
-def _execute_many(conn, table, rows: list[dict], keys: tuple[str, ...] = ()) -> None:
+def _execute_many(conn, table, rows: list[dict], memos: dict[str, dict], keys: tuple[str, ...] = ()) -> None:
     """Insert rows (upsert them on `keys` when given) with one executemany at the driver.
 
     The statement is compiled once per table and set of columns, and each value goes only
@@ -232,7 +233,7 @@ def _execute_many(conn, table, rows: list[dict], keys: tuple[str, ...] = ()) -> 
     every row generically, which was a quarter of a replay's time.
     """
     statement = _statement(conn.dialect, table, tuple(rows[0]), keys)
-    conn.exec_driver_sql(statement.sql, statement.parameters(rows))
+    conn.exec_driver_sql(statement.sql, statement.parameters(rows, memos))
 
 
 class _Compiled:
@@ -253,14 +254,49 @@ class _Compiled:
         self.sql = str(compiled)
         self.order = compiled.positiontup  # None for a named paramstyle
         types = {column.name: column.type for column in table.__table__.columns}
-        self.processors = {name: types[name].dialect_impl(dialect).bind_processor(dialect) for name in columns}
+        self.processors = {name: _processor(types[name], dialect) for name in columns}
+        # The rows of a step, in every table, share its timestamp: each distinct datetime is
+        # converted once per transaction (`memos`: one memo per column type, shared by tables).
+        self.memoized = {name: repr(types[name]) for name in columns if _is_datetime(types[name])}
 
-    def parameters(self, rows: list[dict]) -> list:
-        processors = self.processors
+    def parameters(self, rows: list[dict], memos: dict[str, dict]) -> list:
+        processors = {
+            name: _memoized(p, memos.setdefault(self.memoized[name], {})) if p and name in self.memoized else p
+            for name, p in self.processors.items()
+        }
         if self.order is None:
             return [{k: (p(v) if (p := processors[k]) else v) for k, v in row.items()} for row in rows]
         order = [(name, processors[name]) for name in self.order]
         return [tuple(p(row[name]) if p else row[name] for name, p in order) for row in rows]
+
+
+def _processor(column_type, dialect):
+    """The bind processor of one column; plain `str` for `DecimalText`, which is all it does."""
+    processor = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if processor is not None and isinstance(column_type, DecimalText) and column_type.impl_instance.bind_processor(dialect) is None:
+        return _decimal_text
+    return processor
+
+
+def _is_datetime(column_type) -> bool:
+    return isinstance(column_type, DateTime) or isinstance(getattr(column_type, "impl_instance", None), DateTime)
+
+
+def _decimal_text(value):
+    return None if value is None else str(value)
+
+
+def _memoized(processor, memo: dict):
+    """`processor` converting each distinct value once, remembered in `memo` (one transaction's)."""
+
+    def process(value):
+        try:
+            return memo[value]
+        except KeyError:
+            converted = memo[value] = processor(value)
+            return converted
+
+    return process
 
 
 @functools.lru_cache(maxsize=64)
