@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cli.errors import EXIT_FAILURE, handled
-from cli.records import DbOption, JsonOption, existing_database, open_runner_database
+from cli.records import DbOption, JsonOption, _iso, existing_database, open_runner_database
 
 db_app = typer.Typer(
     help="The database's schema (upgrade it to this runner's) and copying runs between databases "
@@ -71,7 +71,7 @@ def upgrade(
             "database": describe(url), "status": status, "changes": [str(c) for c in changes],
             "runner_version": __version__,
             "history": [
-                {"applied_at": h.applied_at.isoformat(), "runner_version": h.runner_version,
+                {"applied_at": _iso(h.applied_at), "runner_version": h.runner_version,
                  "changes": json.loads(h.changes)} for h in history
             ],
         }) + "\n")

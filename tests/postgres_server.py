@@ -57,14 +57,18 @@ def start(folder: Path) -> str:
          "--locale=C", "--encoding=UTF8"],
         check=True, capture_output=True, timeout=START_SECONDS,
     )
-    port = _free_port()
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -F -c max_connections=200"
-    subprocess.run(
-        [*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
-         "-o", options, "-w", "-t", str(START_SECONDS), "start"],
-        check=True, capture_output=True, timeout=START_SECONDS + 10,
-    )
-    return f"postgresql+psycopg://{USER}@127.0.0.1:{port}/postgres"
+    for _ in range(3):  # another process may take the free port before the server binds it
+        port = _free_port()
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -F -c max_connections=200"
+        started = subprocess.run(
+            [*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
+             "-o", options, "-w", "-t", str(START_SECONDS), "start"],
+            capture_output=True, text=True, timeout=START_SECONDS + 10,
+        )
+        if started.returncode == 0:
+            return f"postgresql+psycopg://{USER}@127.0.0.1:{port}/postgres"
+    log = (folder / "server.log").read_text(errors="replace")[-2000:] if (folder / "server.log").exists() else ""
+    raise RuntimeError(f"PostgreSQL did not start: {started.stdout}{started.stderr}{log}")
 
 
 def stop(folder: Path) -> None:

@@ -324,3 +324,25 @@ def test_migrate_from_into_the_same_database_or_from_a_missing_file_exits_2(tmp_
     assert invoke("start", config(tmp_path), "--db", source, "--quiet").exit_code == 0
     same = invoke("db", "migrate-from", source, "--to", f"sqlite:///{source}")
     assert same.exit_code == 2 and "--to names the database being copied" in same.output
+
+
+NUL_STRATEGY = """\
+from strategies.base import Action, Signal, StrategyInterface
+
+
+class Nul(StrategyInterface):
+    def on_tick(self, market_data):
+        if market_data.timestamp.minute == 3:
+            raise ValueError("bad\\x00byte")
+        return [Signal("AAA", Action.BUY, 1, reason="why\\x00not")]
+"""
+
+
+def test_a_strategy_whose_words_hold_a_nul_neither_stops_the_run_nor_the_others(tmp_path, pg_url):
+    (tmp_path / "nul.py").write_text(NUL_STRATEGY, encoding="utf-8")
+    path = config(tmp_path, **{"strategies:\n": "strategies:\n  - {file: nul.py, symbols: [AAA]}\n"})
+    summary = json_of("start", path, "--db", pg_url, "--run-id", "nul", "--quiet")
+    assert summary["status"] == "completed" and summary["ticks"] == 120
+    assert sql(pg_url, "select distinct message from strategy_errors where run_id = 'nul'") == [("bad\ufffdbyte",)]
+    assert ("why\ufffdnot",) in sql(pg_url, "select distinct reason from signals where run_id = 'nul'")
+    assert invoke("audit", "nul", "--db", pg_url).exit_code == 0

@@ -20,7 +20,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, String, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -254,6 +254,10 @@ class _Compiled:
         self.order = compiled.positiontup  # None for a named paramstyle
         types = {column.name: column.type for column in table.__table__.columns}
         self.processors = {name: types[name].dialect_impl(dialect).bind_processor(dialect) for name in columns}
+        if dialect.name == "postgresql":  # its text cannot hold NUL, which a strategy's words may
+            for name in columns:
+                if isinstance(getattr(types[name], "impl", types[name]), String) and self.processors[name] is None:
+                    self.processors[name] = _without_nul
 
     def parameters(self, rows: list[dict]) -> list:
         processors = self.processors
@@ -261,6 +265,11 @@ class _Compiled:
             return [{k: (p(v) if (p := processors[k]) else v) for k, v in row.items()} for row in rows]
         order = [(name, processors[name]) for name in self.order]
         return [tuple(p(row[name]) if p else row[name] for name, p in order) for row in rows]
+
+
+def _without_nul(value: str | None) -> str | None:
+    """Text PostgreSQL accepts: a NUL (from a strategy's reason or error message) becomes U+FFFD."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
 
 
 @functools.lru_cache(maxsize=64)

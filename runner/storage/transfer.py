@@ -27,7 +27,7 @@ CHUNK_ROWS = 5_000  # rows read and written at a time, so a long run does not si
 @dataclass
 class Transfer:
     """What a copy did: the runs copied (with their row counts), those the target already had,
-    and the rows of the other tables it added."""
+    and how many rows of each other table it offered (the target keeps those it had)."""
 
     copied: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
