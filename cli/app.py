@@ -20,6 +20,7 @@ from rich.console import Console
 
 from cli import errors, records
 from cli.audit import audit
+from cli.db import db_app
 from cli.errors import EXIT_FAILURE, EXIT_USAGE, handled
 from cli.health import health
 from cli.model import model_app
@@ -43,6 +44,7 @@ app.add_typer(strategies_app, name="strategies")
 app.add_typer(model_app, name="model")
 app.add_typer(config_app, name="config")
 app.add_typer(policy_app, name="policy")
+app.add_typer(db_app, name="db")
 app.command()(init)
 for _name in ("runs", "status", "orders", "fills", "positions"):
     app.command(_name)(getattr(records, _name))
@@ -85,7 +87,10 @@ def start(
     max_ticks: Annotated[Optional[int], typer.Option(min=1, help="Stop after N steps (overrides run.max_ticks).")] = None,
     duration: Annotated[Optional[float], typer.Option(min=0.001, help="Stop after S wall seconds (overrides run.duration).")] = None,
     speed: Annotated[Optional[float], typer.Option(min=0, help="Data mode pace: 0 = as fast as possible, N = N x bar time.")] = None,
-    db: Annotated[Optional[Path], typer.Option(help="SQLite file for the records (overrides storage.url).")] = None,
+    db: Annotated[Optional[str], typer.Option(
+        help="The records: a SQLite file or a database URL such as postgresql+psycopg://runner@db.example/runs "
+        "(overrides storage.url).", metavar="PATH|URL", show_default=False,
+    )] = None,
     run_id: Annotated[Optional[str], typer.Option(help="Id of this run in the records (default: time + random suffix).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the synthetic data (overrides run.seed).")] = None,
     json_output: JsonOption = False,
@@ -117,7 +122,7 @@ def start(
     from runner.bootstrap import build
     from runner.config import load_config
     from runner.errors import ConfigError
-    from runner.storage.db import sqlite_url
+    from runner.storage.db import database_url
 
     err = Console(stderr=True)
     _log_to(err)
@@ -125,7 +130,7 @@ def start(
         loaded = load_config(config)
         loaded = loaded.with_overrides(
             run={"max_ticks": max_ticks, "duration": duration, "speed": speed, "seed": seed},
-            storage={"url": sqlite_url(db) if db else None},
+            storage={"url": database_url(db) if db else None},
             telemetry={"metrics_port": metrics_port, "metrics_host": metrics_host},
         )
         if metrics_host is not None and loaded.telemetry.metrics_port is None:

@@ -59,16 +59,17 @@ def show(db: DbOption = None, config: ConfigOption = None, json_output: JsonOpti
     Example:  runner policy show --config configs/default.yaml --json
     """
     err = Console(stderr=True)
-    path = db if db is not None else default_db_path()
+    url = _database(db)
     with handled(err, json_output):
         from runner.config import PolicyConfig, load_config
         from runner.policy import POLICY_KEYS, parse_stored, setting_json, setting_text
+        from runner.storage.db import describe
 
         configured, from_config = PolicyConfig(), frozenset[str]()
         if config is not None:
             configured = load_config(config).policy
             from_config = frozenset(configured.model_fields_set)
-        overrides = _overrides(path, json_output)
+        overrides = _overrides(url, json_output)
         settings = []
         for key in POLICY_KEYS:
             row = overrides.get(key)
@@ -80,14 +81,14 @@ def show(db: DbOption = None, config: ConfigOption = None, json_output: JsonOpti
             })
     if json_output:
         document = {
-            "database": str(path), "config": str(config) if config else None,
+            "database": describe(url), "config": str(config) if config else None,
             "policy": {s["key"]: s["value"] for s in settings}, "settings": settings,
         }
         sys.stdout.write(json.dumps(document) + "\n")
         return
     origin = "the config's values" if config else "the defaults"
     table = plain_table(
-        f"policy of {escape(str(path))}" + ("" if path.is_file() else " (no database yet: no overrides)"),
+        f"policy of {escape(describe(url))}" + ("" if _exists(url) else " (no database yet: no overrides)"),
     )
     for name, justify in (("key", "left"), ("value", "left"), ("source", "left"), ("set at (UTC)", "left")):
         table.add_column(name, justify=justify, no_wrap=True)
@@ -114,17 +115,17 @@ def set_(key: KeyArg, value: ValueArg, db: DbOption = None, json_output: JsonOpt
     Example:  runner policy set allowlist ma_fast,hold_btc
     """
     err = Console(stderr=True)
-    path = db if db is not None else default_db_path()
+    url = _database(db)
     with handled(err, json_output):
         from runner.policy import parse_setting, setting_json, setting_text
-        from runner.storage.db import open_database, sqlite_url
+        from runner.storage.db import describe, open_database, sqlite_file
         from runner.storage.policy_store import read_settings, write_setting
 
         parsed = parse_setting(key, value)
         text, now = setting_text(parsed), datetime.now(UTC)
-        if path.is_file():  # only a new file may be made a runner database
-            open_runner_database(path).dispose()
-        engine = open_database(sqlite_url(path))
+        if sqlite_file(url) is not None and _exists(url):  # only a new file may be made a runner database
+            open_runner_database(url).dispose()
+        engine = open_database(url)
         try:
             previous = read_settings(engine).get(key)
             write_setting(engine, key, text, now)
@@ -134,21 +135,36 @@ def set_(key: KeyArg, value: ValueArg, db: DbOption = None, json_output: JsonOpt
     if json_output:
         sys.stdout.write(json.dumps({
             "key": key, "value": setting_json(parsed), "text": text, "previous": was,
-            "database": str(path), "updated_at": now.isoformat(),
+            "database": describe(url), "updated_at": now.isoformat(),
         }) + "\n")
         return
     before = f"was {was}" if was is not None else "was not set"
-    typer.echo(f"policy {key} = {text} in {path} ({before}); running runs apply it from their next step")
+    typer.echo(f"policy {key} = {text} in {describe(url)} ({before}); running runs apply it from their next step")
 
 
-def _overrides(path: Path, json_output: bool) -> dict[str, Any]:
+def _database(db: str | None) -> str:
+    """The URL of the database `--db` names, or of the default one."""
+    from runner.storage.db import database_url
+
+    return database_url(db if db is not None else default_db_path())
+
+
+def _exists(url: str) -> bool:
+    """False only for a SQLite file not made yet (a server's database is there to be connected to)."""
+    from runner.storage.db import sqlite_file
+
+    file = sqlite_file(url)
+    return file is None or file.is_file()
+
+
+def _overrides(url: str, json_output: bool) -> dict[str, Any]:
     """The database's policy overrides by key; none when there is no database or no table yet."""
-    if not path.is_file():
+    if not _exists(url):
         return {}
     from sqlalchemy import inspect
 
     from runner.storage.policy_store import read_settings
 
-    with reading(path, json_output) as records:
+    with reading(url, json_output) as records:
         return read_settings(records.engine) if inspect(records.engine).has_table("policy") else {}
 

@@ -1,7 +1,8 @@
 """Read commands over the recorded runs: `runner runs`, `status`, `orders`, `fills`, `positions`.
 
-Each reads the latest run unless a run id is given, from `--db` (default: runs/runner.db), and
-never creates or changes a database. With `--json`, stdout holds one JSON array (lists) or
+Each reads the latest run unless a run id is given, from `--db` (default: runs/runner.db; a
+SQLite file path, or a database URL such as postgresql+psycopg://host/db), and never creates or
+changes a database. With `--json`, stdout holds one JSON array (lists) or
 object (`status`) and nothing else: money as exact decimal strings, times as ISO 8601 UTC.
 Without it, aligned tables (money with 2 decimals, gains green, losses red); on a pipe or a
 file the same tables come as plain text: no colours, no trailing blanks, no wrapped rows.
@@ -49,9 +50,10 @@ RunIdArg = Annotated[Optional[str], typer.Argument(
     show_default=False,
     metavar="RUN_ID",
 )]
-DbOption = Annotated[Optional[Path], typer.Option(
-    "--db", help="SQLite file with the records (default: runs/runner.db). Example: --db runs/try.db",
-    show_default=False,
+DbOption = Annotated[Optional[str], typer.Option(
+    "--db", help="The records: a SQLite file (default: runs/runner.db) or a database URL. "
+    "Example: --db runs/try.db, or --db postgresql+psycopg://runner@db.example/runs",
+    show_default=False, metavar="PATH|URL",
 )]
 JsonOption = Annotated[bool, typer.Option(
     "--json", help="Print JSON on stdout and nothing else there (money as exact strings, times ISO 8601 UTC). "
@@ -300,10 +302,10 @@ def positions(
 
 @dataclass
 class _Records:
-    """An open runner database: the engine, its path, and the reads the commands share."""
+    """An open runner database: the engine, how to name it, and the reads the commands share."""
 
     engine: Any
-    path: Path
+    path: str  # the SQLite file, or the server's URL without the password (storage.db.describe)
     queries: Any
 
     def find_run(self, run_id: str | None):
@@ -387,7 +389,7 @@ class _Records:
 
 
 @contextmanager
-def reading(db: Path | None, json_output: bool) -> Iterator[_Records]:
+def reading(db: str | Path | None, json_output: bool) -> Iterator[_Records]:
     """Open the records without creating anything; user errors become messages and exit 2."""
     err = Console(stderr=True)
     with handled(err, json_output):
@@ -395,56 +397,82 @@ def reading(db: Path | None, json_output: bool) -> Iterator[_Records]:
 
         from runner.errors import ConfigError
         from runner.storage import queries
+        from runner.storage.db import describe
 
-        path = existing_database(db)
-        engine = open_runner_database(path)
+        url = existing_database(db)
+        engine = open_runner_database(url)
         try:
-            yield _Records(engine, path, queries)
+            yield _Records(engine, describe(url), queries)
         except SQLAlchemyError as exc:
-            raise ConfigError(
-                f"cannot read {path}: {str(getattr(exc, 'orig', exc)).splitlines()[0]} (a database made "
-                "by an older runner is brought up to date by the next `runner start --db` on it)"
-            ) from None
+            raise ConfigError(_unreadable(engine, url, exc)) from None
         finally:
             engine.dispose()
 
 
-def open_runner_database(path: Path) -> Any:
-    """Open the existing file `path` read-only, changing nothing in it, and return its engine.
+def _unreadable(engine: Any, url: str, exc: Exception) -> str:
+    """Why a read failed: a schema older than this runner's (and the command that upgrades it), or the driver's words."""
+    from runner.storage.db import describe
+    from runner.storage.schema import pending_changes
+
+    words = str(getattr(exc, "orig", exc)).splitlines()[0]
+    try:
+        missing = pending_changes(engine)
+    except Exception:  # noqa: BLE001 - the first failure is the one to report
+        missing = []
+    if missing:
+        listed = ", ".join(str(change).removeprefix("add ") for change in missing)
+        return (f"cannot read {describe(url)}: it was made by an older runner and lacks {listed}; "
+                f"upgrade it with `runner db upgrade --db {describe(url)}`")
+    return f"cannot read {describe(url)}: {words}"
+
+
+def open_runner_database(db: str | Path) -> Any:
+    """Open the existing database `db` (a path or URL) read-only, changing nothing in it, and return its engine.
 
     Raises:
-        ConfigError: the file is not a SQLite database, or not a runner's (no runs table).
+        ConfigError: the file is not a SQLite database, or the database is not a runner's (no runs table).
+        StorageError: the database server cannot be reached.
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from runner.errors import ConfigError
+    from runner.errors import ConfigError, StorageError
     from runner.storage import queries
-    from runner.storage.db import open_database, sqlite_url
+    from runner.storage.db import database_url, describe, driver_words, open_database, sqlite_file
 
-    engine = open_database(sqlite_url(path), create=False)
+    url = database_url(db)
+    engine = open_database(url, create=False)
     try:
         is_ours = queries.is_runner_database(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise ConfigError(f"{path} is not a SQLite database ({str(exc).splitlines()[0]})") from None
+        if sqlite_file(url) is None:
+            raise StorageError(f"cannot reach the database {describe(url)}: {driver_words(exc)}") from None
+        raise ConfigError(f"{describe(url)} is not a SQLite database ({str(exc).splitlines()[0]})") from None
     if not is_ours:
         engine.dispose()
-        raise ConfigError(f"{path} is not a runner database (it has no runs table)")
+        raise ConfigError(f"{describe(url)} is not a runner database (it has no runs table)")
     return engine
 
 
-def existing_database(db: Path | None) -> Path:
-    """The database file `--db` names (or the default one), which must exist.
+def existing_database(db: str | Path | None) -> str:
+    """The URL of the database `--db` names (or the default one); a SQLite file must exist.
 
     Raises:
-        ConfigError: there is no such file.
+        ConfigError: there is no such file, or the URL is not one the runner supports.
     """
+    from runner.config import parse_database_url
     from runner.errors import ConfigError
+    from runner.storage.db import database_url, sqlite_file
 
-    path = db if db is not None else default_db_path()
-    if not path.is_file():
-        raise ConfigError(f"no database at {path}" + ("" if db is not None else " (the default; pick one with --db PATH)"))
-    return path
+    url = database_url(db if db is not None else default_db_path())
+    try:
+        parse_database_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"--db: {exc}") from None
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"no database at {path}" + ("" if db is not None else " (the default; pick one with --db PATH|URL)"))
+    return url
 
 
 def default_db_path() -> Path:

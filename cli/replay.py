@@ -34,11 +34,10 @@ def replay(
     Example:  runner replay 20240102-143000-ab12 --db runs/try.db
     """
     from runner.reproduce import replay as replay_run
-    from runner.storage.db import sqlite_url
 
     err = Console(stderr=True)
     with handled(err, json_output):
-        outcome = replay_run(sqlite_url(existing_database(db)), run_id)
+        outcome = replay_run(existing_database(db), run_id)
     if json_output:
         sys.stdout.write(json.dumps(outcome.to_dict()) + "\n")
     else:

@@ -33,7 +33,10 @@ def report(
         metavar="RUN_ID", show_default=False,
         help="Run id(s); default: the latest run. Several are compared side by side.",
     )] = None,
-    db: Annotated[Optional[Path], typer.Option(help="SQLite file of the records (default: runs/runner.db).")] = None,
+    db: Annotated[Optional[str], typer.Option(
+        help="The records: a SQLite file (default: runs/runner.db) or a database URL such as "
+        "postgresql+psycopg://runner@db.example/runs.", metavar="PATH|URL", show_default=False,
+    )] = None,
     json_output: Annotated[bool, typer.Option(
         "--json", help="Print JSON alone on stdout: one object, or a list for several runs.",
     )] = False,

@@ -41,7 +41,7 @@ from runner.regime import REGIME_BARS
 from runner.registry import entry_class
 from runner.risk import RiskGate, SignalValidator, signal_validator
 from runner.storage import queries
-from runner.storage.db import is_in_memory, open_database
+from runner.storage.db import describe, is_in_memory, open_database
 from runner.storage.policy_store import PolicyWatcher, read_settings
 from runner.storage.recorder import Recorder
 from runner.threaded import ThreadedHost
@@ -220,7 +220,7 @@ def assemble(
         exporter = MetricsExporter(clock, metrics_host, metrics_port)
     engine = open_database(database)
     if queries.run(engine, run_id) is not None:
-        raise ConfigError(f"run id {run_id!r} already exists in {database}; choose another --run-id")
+        raise ConfigError(f"run id {run_id!r} already exists in {describe(database)}; choose another --run-id")
     recorder = Recorder(engine, run_id)
     overrides = read_settings(engine)
     policy, policy_changes = starting_policy(

@@ -310,7 +310,11 @@ class BrokerConfig(_Section):
 class StorageConfig(_Section):
     """Where records go."""
 
-    url: str = Field(DEFAULT_DB_URL, description="SQLAlchemy URL of the database.")
+    url: str = Field(
+        DEFAULT_DB_URL, description="SQLAlchemy URL of the database: sqlite:///runs/runner.db (a file), or "
+        "postgresql+psycopg://USER@HOST:PORT/DATABASE for a PostgreSQL server many runners share "
+        "(needs pip install 'runner[postgres]').",
+    )
     equity_every: int = Field(1, ge=1, description="Record an equity snapshot every N steps.")
 
     @field_validator("url")

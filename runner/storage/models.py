@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import String, TypeDecorator
+from sqlalchemy import BigInteger, String, TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
@@ -40,7 +40,7 @@ class RunRecord(SQLModel, table=True):
     config_path: str
     config_text: str
     config_sha256: str
-    seed: int
+    seed: int = Field(sa_type=BigInteger)  # any int the config allows; PostgreSQL's INTEGER stops at 2**31
     ticks: int = 0
     summary: str = ""  # JSON of the end-of-run summary
     error: str = ""
@@ -239,3 +239,15 @@ class PolicySettingRecord(SQLModel, table=True):
     key: str = Field(primary_key=True)
     value: str
     updated_at: datetime
+
+
+class SchemaVersionRecord(SQLModel, table=True):
+    """One upgrade of the database's schema: when, by which runner version, and what it added
+    (see runner/storage/schema.py). The first row is the database's creation."""
+
+    __tablename__ = "schema_version"
+
+    id: int | None = Field(default=None, primary_key=True)
+    applied_at: datetime
+    runner_version: str
+    changes: str  # JSON: ["add table runs", "add column runs.manifest", ...]

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from runner.errors import ConfigError, RunnerError
 from runner.policy import parse_stored
-from runner.storage.db import open_database
+from runner.storage.db import describe, open_database
 from runner.storage.faults import with_lock_retries
 from runner.storage.models import PolicySettingRecord
 
@@ -45,7 +45,7 @@ def write_setting(engine: Engine, key: str, text: str, at: datetime) -> None:
             session.merge(PolicySettingRecord(key=key, value=text, updated_at=at))
             session.commit()
 
-    with_lock_retries(write, engine.url.database or "the database")
+    with_lock_retries(write, describe(engine.url.render_as_string(hide_password=False)))
 
 
 class PolicyWatcher:
@@ -84,7 +84,7 @@ class PolicyWatcher:
         try:
             engine = open_database(self.url, create=False)
         except RunnerError as exc:
-            log.error("live policy changes are off: cannot open %s: %s", self.url, exc)
+            log.error("live policy changes are off: cannot open %s: %s", describe(self.url), exc)
             return
         try:
             while not self._stop.wait(self.every):

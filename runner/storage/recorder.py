@@ -20,7 +20,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import DateTime, Engine, insert, update
+from sqlalchemy import DateTime, Engine, String, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -255,6 +255,10 @@ class _Compiled:
         self.order = compiled.positiontup  # None for a named paramstyle
         types = {column.name: column.type for column in table.__table__.columns}
         self.processors = {name: _processor(types[name], dialect) for name in columns}
+        if dialect.name == "postgresql":  # its text cannot hold NUL, which a strategy's words may
+            for name in columns:
+                if isinstance(getattr(types[name], "impl", types[name]), String) and self.processors[name] is None:
+                    self.processors[name] = _without_nul
         # The rows of a step, in every table, share its timestamp: each distinct datetime is
         # converted once per transaction (`memos`: one memo per column type, shared by tables).
         self.memoized = {name: repr(types[name]) for name in columns if _is_datetime(types[name])}
@@ -297,6 +301,9 @@ def _memoized(processor, memo: dict):
             return converted
 
     return process
+def _without_nul(value: str | None) -> str | None:
+    """Text PostgreSQL accepts: a NUL (from a strategy's reason or error message) becomes U+FFFD."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
 
 
 @functools.lru_cache(maxsize=64)
