@@ -358,3 +358,36 @@ def test_a_run_that_ended_with_its_data_has_nothing_to_resume(tmp_path):
     result = invoke("start", config, "--resume", "done")
     assert result.exit_code == 2
     assert "run done is complete: it ended with its data (30 of 30 steps, status completed); there is nothing to resume" in result.output
+
+
+def test_a_live_feed_continues_from_now_with_the_recorded_books(tmp_path, monkeypatch):
+    """A live feed cannot be replayed: the loop takes up the step count and the books from the
+    records, and the bars go on from the feed's present (here: a day after the crash)."""
+    from runner import bootstrap
+    from runner.feeds.synthetic import SyntheticFeed
+
+    db = tmp_path / "runs.db"
+    config = config_file(tmp_path, db)
+    crash(config, "live", 60)
+    [(bar_time,)] = rows(db, "SELECT bar_time FROM run_progress WHERE run_id = 'live'")
+    cash_then = rows(db, "SELECT cash FROM equity WHERE run_id = 'live' AND step = 60")
+
+    class LiveNow(SyntheticFeed):
+        live = True
+
+    def live_feed(loaded):
+        market = loaded.market_data
+        return LiveNow(market.symbols, market.interval, market.start + timedelta(days=1), loaded.run.seed)
+
+    monkeypatch.setattr(bootstrap, "_feed", live_feed)
+    result = invoke("start", config, "--resume", "live", "--max-ticks", 100, "--json")
+
+    assert result.exit_code == 0, result.output
+    resumed = json.loads(result.stdout)["resumed"]
+    assert (resumed["from_step"], resumed["caught_up_by"]) == (60, "records")
+    steps = [step for (step,) in rows(db, "SELECT step FROM equity WHERE run_id = 'live' ORDER BY step")]
+    assert steps == list(range(1, 101))  # the step count goes on; no step recorded twice
+    assert rows(db, "SELECT min(timestamp) > ? FROM equity WHERE run_id = 'live' AND step > 60", bar_time) == [(1,)]
+    assert rows(db, "SELECT cash FROM equity WHERE run_id = 'live' AND step = 60") == cash_then
+    audit = invoke("audit", "live", "--db", db)  # cash and positions carried on from the records
+    assert audit.exit_code == 0 and "clean" in audit.output, audit.output
