@@ -208,9 +208,11 @@ def assemble(
     changes as it goes (unless the database is in memory). `manifest` (from `build`) is recorded
     with the run, completed with the database's policy overrides the run starts with.
 
+    `resuming` builds the run `run_id` already in the database, to continue it (runner/resume.py).
+
     Raises:
-        ConfigError: `run_id` is already in the database, or metrics are asked for without
-            prometheus_client installed.
+        ConfigError: `run_id` is already in the database (unless `resuming`), or metrics are
+            asked for without prometheus_client installed.
     """
     clock = clock or WallClock()
     run_id = run_id or new_run_id(clock.now())

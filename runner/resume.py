@@ -239,12 +239,13 @@ class _Resumption:
                     loop.step(market)
             finally:
                 loop.sink, loop.on_signal = sink, on_signal
-            if loop.steps < last:
-                raise FeedError(f"the market data ended after {loop.steps} steps, before the run's last recorded step {last}")
         else:
             loop.steps, loop.timestamp = last, self.resumed.bar_time
-        loop.portfolio.restore(self.fills)
+        loop.portfolio.restore(self.fills)  # before any failure below: the stop records the real books
         loop.broker.restore(self.working, self.next_order_id, self.next_fill_id)
+        if loop.steps < last:
+            replayed, loop.steps, loop.timestamp = loop.steps, last, self.resumed.bar_time  # the stop records as of there
+            raise FeedError(f"the market data ended after {replayed} steps, before the run's last recorded step {last}")
 
 
 class _HeartbeatsOnly:
