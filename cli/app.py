@@ -191,11 +191,13 @@ def _announce_metrics(endpoint, host: str, err: Console) -> None:
 
 def _announce_resume(point, err: Console) -> None:
     """Say which run goes on from where (on stderr), and the differences --force accepted."""
+    from rich.markup import escape
+
     how = {"running": "killed", "failed": "failed"}.get(point.previous_status, point.previous_status)
     when = f", bar time {point.bar_time:%Y-%m-%d %H:%M:%S}" if point.bar_time else ""
     err.print(f"resuming run {point.run_id} ({how}) after step {point.from_step}{when}", highlight=False, soft_wrap=True)
     for difference in point.forced:
-        err.print(f"[bold yellow]--force:[/] {difference}", highlight=False, soft_wrap=True, markup=True)
+        err.print(f"[bold yellow]--force:[/] {escape(difference)}", highlight=False, soft_wrap=True)
 
 
 def _strict_failures(result) -> list[str]:
