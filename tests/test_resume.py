@@ -199,11 +199,11 @@ def test_the_reference_run_keeps_working_orders_and_brackets_across_steps(uninte
 
 
 def test_a_run_killed_with_sigkill_resumes_to_the_records_of_an_uninterrupted_run(tmp_path):
-    ticks = 900
+    ticks = 600
     db = tmp_path / "runs.db"
     config = config_file(tmp_path, db, ticks=ticks)
     assert invoke("start", config, "--run-id", "whole", "--quiet").exit_code == 0
-    kill_at = random.Random().randrange(150, 600)
+    kill_at = random.Random().randrange(100, 450)
     process = subprocess.Popen(
         [str(RUNNER), "start", str(config), "--run-id", "killed", "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
