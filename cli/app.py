@@ -109,6 +109,16 @@ def start(
         "machine only). Another address, such as 0.0.0.0, exposes them to the network.",
         show_default=False,
     )] = None,
+    resume: Annotated[Optional[str], typer.Option(
+        "--resume", metavar="RUN_ID", show_default=False,
+        help="Continue run RUN_ID of the database (killed, stopped or failed) after its last recorded "
+        "step, under the same run id, with its cash, positions and working orders. Refused when the "
+        "run is still alive, has nothing left to run, or CONFIG differs from the run's (see --force).",
+    )] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="With --resume: resume even though the config or its inputs differ from the "
+        "run's (the differences are listed and recorded with the resume).",
+    )] = False,
 ) -> None:
     """Paper-trade the strategies of CONFIG and record the run.
 
@@ -118,6 +128,8 @@ def start(
     Example:  runner start configs/default.yaml --max-ticks 500 --db runs/try.db --json
 
     Example:  runner start configs/default.yaml --metrics-port 9100   (then: curl -s http://127.0.0.1:9100/metrics)
+
+    Example:  runner start configs/default.yaml --db runs/try.db --resume 20240102-143000-ab12
     """
     from runner.bootstrap import build
     from runner.config import load_config
@@ -135,7 +147,18 @@ def start(
         )
         if metrics_host is not None and loaded.telemetry.metrics_port is None:
             raise ConfigError("--metrics-host needs --metrics-port (or telemetry.metrics_port in the config)")
-        runner = build(loaded, run_id=run_id)
+        point = None
+        if resume is None:
+            if force:
+                raise ConfigError("--force applies only with --resume RUN_ID")
+            runner = build(loaded, run_id=run_id)
+        else:
+            if run_id is not None:
+                raise ConfigError("--resume continues run RUN_ID under its own id: leave out --run-id")
+            from runner.resume import resume as resume_run
+
+            runner, point = resume_run(loaded, resume, force=force)
+            _announce_resume(point, err)
         runner.start()
     if runner.metrics is not None:
         _announce_metrics(runner.metrics, loaded.telemetry.metrics_host, err)
@@ -144,7 +167,10 @@ def start(
     result = runner.snapshot()
     failures = _strict_failures(result) if strict else []
     if json_output:
-        sys.stdout.write(json.dumps({**result.to_dict(), **({"strict_failures": failures} if strict else {})}) + "\n")
+        extra = {"strict_failures": failures} if strict else {}
+        if point is not None:
+            extra["resumed"] = point.to_dict()
+        sys.stdout.write(json.dumps({**result.to_dict(), **extra}) + "\n")
     else:
         from cli.render import summary
 
@@ -166,6 +192,17 @@ def _announce_metrics(endpoint, host: str, err: Console) -> None:
             "the run's strategies, symbols, signals and equity, without authentication",
             highlight=False, soft_wrap=True,
         )
+
+
+def _announce_resume(point, err: Console) -> None:
+    """Say which run goes on from where (on stderr), and the differences --force accepted."""
+    from rich.markup import escape
+
+    how = {"running": "killed", "failed": "failed"}.get(point.previous_status, point.previous_status)
+    when = f", bar time {point.bar_time:%Y-%m-%d %H:%M:%S}" if point.bar_time else ""
+    err.print(f"resuming run {point.run_id} ({how}) after step {point.from_step}{when}", highlight=False, soft_wrap=True)
+    for difference in point.forced:
+        err.print(f"[bold yellow]--force:[/] {escape(difference)}", highlight=False, soft_wrap=True)
 
 
 def _strict_failures(result) -> list[str]:

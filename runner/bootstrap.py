@@ -72,13 +72,14 @@ def new_run_id(now: datetime | None = None) -> str:
 
 def build(
     config: RunnerConfig, *, run_id: str | None = None, clock: Clock | None = None,
-    on_signal: Callable[[SignalEvent], None] | None = None, replay_of: str = "",
+    on_signal: Callable[[SignalEvent], None] | None = None, replay_of: str = "", resuming: bool = False,
 ) -> StrategyRunner:
     """Build a runner from a config (already loaded with `load_config`).
 
     The run's manifest (runner/manifest.py) is made here: the data files, the strategy sources
     and the model files are hashed before the run starts. `replay_of` names the run this one
-    replays (`runner replay`).
+    replays (`runner replay`). `resuming` builds the run `run_id` already recorded, to continue it
+    (runner/resume.py).
 
     Raises:
         ConfigError: a cross-field check failed, or `run_id` is already in the database.
@@ -125,7 +126,7 @@ def build(
         strategy_timeout=run.strategy_timeout, symbol_schedule=schedule, run_id=run_id, source=config.source, clock=clock, on_signal=on_signal,
         base_dir=config.source.base_dir, metrics_port=config.telemetry.metrics_port,
         metrics_host=config.telemetry.metrics_host,
-        manifest=build_manifest(config, feed, classes), replay_of=replay_of,
+        manifest=build_manifest(config, feed, classes), replay_of=replay_of, resuming=resuming,
     )
 
 
@@ -195,7 +196,7 @@ def assemble(
     run_id: str | None = None, source: ConfigSource | None = None, clock: Clock | None = None,
     on_signal: Callable[[SignalEvent], None] | None = None, base_dir: Path | None = None,
     metrics_port: int | None = None, metrics_host: str = "127.0.0.1",
-    manifest: RunManifest | None = None, replay_of: str = "",
+    manifest: RunManifest | None = None, replay_of: str = "", resuming: bool = False,
 ) -> StrategyRunner:
     """Wire a runner from parts: the feed, the broker, the strategies and the run settings.
 
@@ -207,9 +208,11 @@ def assemble(
     changes as it goes (unless the database is in memory). `manifest` (from `build`) is recorded
     with the run, completed with the database's policy overrides the run starts with.
 
+    `resuming` builds the run `run_id` already in the database, to continue it (runner/resume.py).
+
     Raises:
-        ConfigError: `run_id` is already in the database, or metrics are asked for without
-            prometheus_client installed.
+        ConfigError: `run_id` is already in the database (unless `resuming`), or metrics are
+            asked for without prometheus_client installed.
     """
     clock = clock or WallClock()
     run_id = run_id or new_run_id(clock.now())
@@ -219,7 +222,7 @@ def assemble(
 
         exporter = MetricsExporter(clock, metrics_host, metrics_port)
     engine = open_database(database)
-    if queries.run(engine, run_id) is not None:
+    if not resuming and queries.run(engine, run_id) is not None:
         raise ConfigError(f"run id {run_id!r} already exists in {describe(database)}; choose another --run-id")
     recorder = Recorder(engine, run_id)
     overrides = read_settings(engine)

@@ -13,7 +13,7 @@ from typing import Protocol
 from runner.clock import Clock
 from runner.domain import MarketData
 from runner.errors import FeedError, RunnerError
-from runner.events import RunFinished, RunStarted
+from runner.events import RunFinished, RunResumed, RunStarted
 from runner.feeds import Feed
 from runner.loop import TickLoop
 from runner.pacing import Pacer
@@ -28,6 +28,8 @@ class RunRecorder(Protocol):
     error: RunnerError | None
 
     def start(self, started: RunStarted) -> None: ...
+
+    def resume(self, resumed: RunResumed) -> None: ...
 
     def submit(self, records: list[object]) -> None: ...
 
@@ -50,6 +52,16 @@ class Watcher(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+
+class Resumption(Protocol):
+    """How a resumed run takes up where its records end (runner/resume.py)."""
+
+    resumed: RunResumed
+
+    def catch_up(self, loop: TickLoop, steps: Iterator[MarketData]) -> None:
+        """Bring the loop to the run's last recorded step, taking the steps it needs from
+        `steps` (called in the loop thread, after the strategies started)."""
 
 
 class RunStatus(str, Enum):
@@ -81,6 +93,10 @@ class StrategyRunner:
         metrics: serves the run's metrics from `start` until the run has ended.
         database: where the records go (shown in the summary).
         watcher: started with the run, stopped as it ends (before storage is flushed).
+
+    `resumption`, when set before `start` (runner/resume.py), makes the run continue a recorded
+    one: the run record is taken up again instead of created, and the loop catches up to the
+    last recorded step before its first step.
     """
 
     def __init__(
@@ -101,6 +117,7 @@ class StrategyRunner:
         self.database = database
         self.metrics = metrics
         self.watcher = watcher
+        self.resumption: Resumption | None = None
         self._status = RunStatus.CREATED
         self._status_lock = threading.Lock()
         self._error = ""
@@ -126,7 +143,10 @@ class StrategyRunner:
         if self.metrics is not None:
             self.metrics.open()
         try:
-            self.recorder.start(self.started)
+            if self.resumption is None:
+                self.recorder.start(self.started)
+            else:
+                self.recorder.resume(self.resumption.resumed)
         except BaseException:
             self._close_metrics()
             raise
@@ -221,8 +241,11 @@ class StrategyRunner:
     def _steps(self) -> RunStatus:
         for host in self.loop.hosts:
             host.start(None)
+        steps = _guarded(self.feed)
+        if self.resumption is not None:
+            self.resumption.catch_up(self.loop, steps)
         limit = self._started_at + self.duration if self.duration else None
-        for market in _guarded(self.feed):
+        for market in steps:
             if self._stop.is_set() or self._paused_then_stopped():
                 return RunStatus.STOPPED
             if self.pacer.wait(market.timestamp, self._stop, limit):

@@ -122,3 +122,26 @@ class RunFinished:
     ticks: int
     summary_json: str
     error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StepDone:
+    """The last record of a step: committed with the step's other records, it marks how far the
+    run's records go (where `runner start --resume` continues from)."""
+
+    step: int
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunResumed:
+    """A run taken up again (`runner start --resume`) after its last committed step `from_step`;
+    `forced` lists the input differences accepted with --force, one a line."""
+
+    run_id: str
+    resumed_at: datetime
+    from_step: int
+    bar_time: datetime | None
+    previous_status: str
+    config_sha256: str
+    forced: str = ""

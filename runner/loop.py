@@ -15,7 +15,7 @@ from runner.clock import Clock
 from runner.broker import Broker, BrokerEvent
 from runner.config import PolicyConfig
 from runner.domain import Action, Bar, Fill, MarketData, Order, OrderStatus, Side, Signal
-from runner.events import EquitySnapshot, Heartbeat, SignalEvent, StrategyFault, StrategyHealth, SymbolAdded
+from runner.events import EquitySnapshot, Heartbeat, SignalEvent, StepDone, StrategyFault, StrategyHealth, SymbolAdded
 from runner.history import HistoryStore
 from runner.host import StrategyHost
 from runner.intervals import interval_seconds
@@ -152,6 +152,7 @@ class TickLoop:
             self._record_equity()
         if self._symbol_requests or self.steps in self.symbol_schedule:
             self._add_requested_symbols()
+        self._records.append(StepDone(self.steps, market.timestamp))  # where a resume continues
         self._flush()
 
     def _closed_candles(self, market: MarketData, now: datetime | None) -> list[tuple[str, list[Bar]]]:

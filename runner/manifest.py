@@ -184,8 +184,8 @@ def manifest_problems(recorded: RunManifest, now: RunManifest) -> list[str]:
         )
     for name, inputs in recorded.strategies.items():
         other = now.strategies.get(name)
-        if other is not None and other.class_name != inputs.class_name:
-            problems.append(f"strategy {name} class differs: {inputs.class_name} -> {other.class_name}")
+        if other is not None and _class_label(other) != _class_label(inputs):
+            problems.append(f"strategy {name} class differs: {_class_label(inputs)} -> {_class_label(other)}")
     if recorded.data.source != now.data.source:
         problems.append(f"market data source differs: {recorded.data.source} -> {now.data.source}")
     for key in ("first_time", "last_time", "rows"):
@@ -212,6 +212,12 @@ def manifest_warnings(recorded: RunManifest, now: RunManifest) -> list[str]:
     if recorded.python_version != now.python_version:
         warnings.append(f"Python version differs: {recorded.python_version} -> {now.python_version}")
     return warnings
+
+
+def _class_label(inputs: StrategyInputs) -> str:
+    """The class as it is compared: a class from a strategy file without its module, a name the
+    loader makes up per process (the file's sha256 is compared instead)."""
+    return inputs.class_name.partition(":")[2] if inputs.loaded_by == "file" else inputs.class_name
 
 
 def _settings(values: Mapping[str, str]) -> str:

@@ -60,8 +60,18 @@ class Portfolio:
         self.pool_cash: dict[str, Decimal] = {
             SHARED: self.starting_cash - sum(allocations.values(), ZERO), **allocations,
         }
+        self._starting_pools = dict(self.pool_cash)
         self.last_prices: dict[str, Decimal] = {}
         self._holdings: dict[tuple[str, str], _Holding] = {}
+
+    def restore(self, fills: Iterable[Fill]) -> None:
+        """Rebuild cash and positions from a run's recorded fills, in the order they were
+        booked (a resumed run's books); the marks are kept."""
+        self.cash = self.starting_cash
+        self.pool_cash = dict(self._starting_pools)
+        self._holdings = {}
+        for fill in fills:
+            self.apply_fill(fill)
 
     def pool(self, strategy: str) -> str:
         """The cash pool a strategy trades from."""

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from runner.bootstrap import build
-from runner.config import RunConfig, load_config_text, parse_database_url
+from runner.config import RunConfig, load_config_text
 from runner.errors import ConfigError
 from runner.manifest import RunManifest, changed_files, manifest_problems, manifest_warnings
 from runner.storage import queries
@@ -119,10 +119,7 @@ def _replayable(engine: Engine, database: str, run_id: str) -> tuple[RunManifest
     """The run's manifest and recorded steps, or the reason it cannot be replayed."""
     record = queries.run(engine, run_id)
     if record is None:
-        recent = queries.recent_run_ids(engine, 5)
-        listed = f"latest runs: {', '.join(recent)}" if recent else "it has no runs yet"
-        where = parse_database_url(database).database or database
-        raise ConfigError(f"no run {run_id!r} in {where}; {listed} (see `runner runs`)")
+        raise ConfigError(queries.unknown_run(engine, database, run_id))
     if not record.manifest:
         raise ConfigError(_refusal(run_id, [
             "it has no manifest (it was recorded by an older runner, or built in Python without a config)",

@@ -5,6 +5,7 @@ The loop talks to a broker through the `Broker` protocol; only bootstrap names `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
@@ -45,3 +46,6 @@ class Broker(Protocol):
 
     def cancel_all(self, timestamp: datetime, reason: str) -> list[Order]:
         """Cancel every working order."""
+
+    def restore(self, working: Sequence[Order], next_order_id: int, next_fill_id: int) -> None:
+        """Take over a resumed run's working orders and continue its ids."""

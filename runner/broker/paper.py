@@ -9,6 +9,7 @@ portfolio.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -72,6 +73,20 @@ class PaperBroker:
     @property
     def working_orders(self) -> list[Order]:
         return list(self._working.values())
+
+    def restore(self, working: Sequence[Order], next_order_id: int, next_fill_id: int) -> None:
+        """Take over a resumed run's recorded working orders and continue its order and fill ids.
+
+        What the records do not hold (a stop-limit order's trigger, a DAY order's day) is kept
+        from the order of the same id this broker already works, if any (the run's catch-up).
+        """
+        known = self._working
+        self._working = {
+            order.id: replace(order, triggered=known[order.id].triggered) if order.id in known else order
+            for order in working
+        }
+        self._day_of = {order_id: day for order_id, day in self._day_of.items() if order_id in self._working}
+        self._next_order_id, self._next_fill_id = next_order_id, next_fill_id
 
     # -- requests --------------------------------------------------------------------------------
 

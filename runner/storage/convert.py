@@ -1,18 +1,21 @@
-"""The one converter from published values to table rows (and from fill rows back to fills)."""
+"""The one converter from published values to table rows (and from fill and order rows back
+to fills and orders)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import UTC, datetime
+from decimal import Decimal
 
-from runner.domain import Fill, Order, Position, Side
+from runner.domain import Fill, Order, OrderStatus, OrderType, Position, Side, TimeInForce
 from runner.events import (
-    EquitySnapshot, Heartbeat, PolicyChange, RunFinished, SignalEvent, StrategyFault, SymbolAdded,
+    EquitySnapshot, Heartbeat, PolicyChange, RunFinished, SignalEvent, StepDone, StrategyFault, SymbolAdded,
 )
 from runner.storage.models import (
     EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
-    PositionRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord,
-    SymbolAddedRecord,
+    PositionRecord, ProgressRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
+    StrategyStatsRecord, SymbolAddedRecord,
 )
 from runner.snapshot import StrategySnapshot
 
@@ -101,6 +104,8 @@ def add_rows(item: object, run_id: str, rows: Rows) -> None:
             "run_id": run_id, "step": item.step, "timestamp": item.timestamp, "key": item.key,
             "old_value": item.old_value, "new_value": item.new_value, "source": item.source,
         })
+    elif kind is StepDone:
+        rows[ProgressRecord].append({"run_id": run_id, "step": item.step, "bar_time": item.timestamp})
     elif kind is RunFinished:
         rows[RunFinished].append({
             "ended_at": item.ended_at, "status": item.status, "ticks": item.ticks,
@@ -120,3 +125,23 @@ def fill_of(row: FillRecord) -> Fill:
         row.fill_id, row.order_id, row.strategy, row.symbol, Side(row.side), row.quantity,
         row.price, row.commission, row.timestamp,
     )
+
+
+def order_of(row: OrderRecord, filled_notional: Decimal) -> Order:
+    """The `Order` an order row records (times in UTC); `filled_notional` is the sum of its
+    fills' quantity x price, which the row holds only as the average price.
+
+    Raises:
+        ValueError: the row's side, type, status or time in force is not one the broker knows.
+    """
+    return Order(
+        row.order_id, row.strategy, row.symbol, Side(row.side), row.quantity, OrderType(row.order_type),
+        utc(row.created_at), OrderStatus(row.status), row.filled_quantity, filled_notional,
+        row.average_price, row.reason, utc(row.updated_at), row.limit_price, row.stop_price,
+        TimeInForce(row.time_in_force), row.stop_loss, row.take_profit, row.parent_id, row.sibling_id,
+    )
+
+
+def utc(moment: datetime) -> datetime:
+    """Records hold UTC times without an offset."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

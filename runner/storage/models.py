@@ -251,3 +251,29 @@ class SchemaVersionRecord(SQLModel, table=True):
     applied_at: datetime
     runner_version: str
     changes: str  # JSON: ["add table runs", "add column runs.manifest", ...]
+
+
+class ProgressRecord(SQLModel, table=True):
+    """How far a run's records go: its last step, committed with that step's records."""
+
+    __tablename__ = "run_progress"
+
+    run_id: str = Field(primary_key=True)
+    step: int
+    bar_time: datetime
+
+
+class ResumeRecord(SQLModel, table=True):
+    """One time a run was taken up again (`runner start --resume`): when, after which step and
+    status, with which config, and the input differences accepted with --force."""
+
+    __tablename__ = "resumes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    resumed_at: datetime  # wall clock, UTC
+    from_step: int  # the last step recorded before; the resumed part starts after it
+    bar_time: datetime | None = None  # the bar time of that step
+    previous_status: str  # running (killed), stopped, completed or failed
+    config_sha256: str
+    forced: str = ""

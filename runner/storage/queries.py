@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, col, select
 
+from runner.config import parse_database_url
+
 from runner.storage.models import (
     EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
-    PositionRecord, RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
-    StrategyStatsRecord,
+    PositionRecord, ProgressRecord, ResumeRecord, RunRecord, SignalRecord, StrategyEquityRecord,
+    StrategyErrorRecord, StrategyStatsRecord,
 )
 
 
@@ -137,6 +139,14 @@ def recent_run_ids(engine: Engine, limit: int = 5) -> list[str]:
             .limit(limit)
         )
         return list(session.exec(statement))
+
+
+def unknown_run(engine: Engine, database: str, run_id: str) -> str:
+    """What to say of a run id the database does not hold: where it looked, and its latest runs."""
+    recent = recent_run_ids(engine, 5)
+    listed = f"latest runs: {', '.join(recent)}" if recent else "it has no runs yet"
+    where = parse_database_url(database).database or database
+    return f"no run {run_id!r} in {where}; {listed} (see `runner runs`)"
 
 
 def last_equity(engine: Engine, run_id: str) -> EquityRecord | None:
@@ -277,3 +287,21 @@ def strategies_of_run(engine: Engine, run_id: str) -> list[str]:
         for table in (SignalRecord, OrderRecord, PositionRecord, StrategyErrorRecord):
             names.update(session.exec(select(table.strategy).where(table.run_id == run_id).distinct()))
     return sorted(names)
+
+
+# --- what a resumed run takes up (runner/resume.py) ------------------------------------------------
+
+
+def progress(engine: Engine, run_id: str) -> ProgressRecord | None:
+    """The run's last step whose records are committed, or None before its first one."""
+    if not _has_table(engine, ProgressRecord):
+        return None
+    with Session(engine) as session:
+        return session.get(ProgressRecord, run_id)
+
+
+def resumes(engine: Engine, run_id: str) -> list[ResumeRecord]:
+    """Each time the run was resumed, oldest first."""
+    if not _has_table(engine, ResumeRecord):
+        return []
+    return _rows(engine, ResumeRecord, run_id, [ResumeRecord.id])

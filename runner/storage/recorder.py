@@ -25,15 +25,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from runner.errors import StorageError
-from runner.events import RunFinished, RunStarted
+from runner.events import RunFinished, RunResumed, RunStarted
 from runner.storage.convert import Rows, add_rows
 from runner.storage.faults import (
     file_identity, removed_or_replaced, storage_error, with_lock_retries,
 )
 from runner.storage.models import (
     DecimalText, EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
-    PositionRecord, RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
-    StrategyStatsRecord, SymbolAddedRecord,
+    PositionRecord, ProgressRecord, ResumeRecord, RunRecord, SignalRecord, StrategyEquityRecord,
+    StrategyErrorRecord, StrategyStatsRecord, SymbolAddedRecord,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ _UPSERT_KEYS = {
     StrategyEquityRecord: ("run_id", "step", "strategy"),
     StrategyStatsRecord: ("run_id", "strategy"),
     HeartbeatRecord: ("run_id",),
+    ProgressRecord: ("run_id",),
 }
 # The durability promise: a SIGKILL loses at most this many steps' records (those handed over
 # and not yet committed). The writer commits up to MAX_BATCH of them per transaction while the
@@ -102,11 +103,34 @@ class Recorder:
             with self.engine.begin() as conn:
                 conn.execute(insert(RunRecord).values(**row.model_dump()))
 
+        self._begin(insert_run, f"cannot record run {started.run_id}")
+
+    def resume(self, resumed: RunResumed) -> None:
+        """Take a recorded run up again: mark it running, record the resume (table `resumes`),
+        then start the writer thread."""
+        row = ResumeRecord(
+            run_id=resumed.run_id, resumed_at=resumed.resumed_at, from_step=resumed.from_step,
+            bar_time=resumed.bar_time, previous_status=resumed.previous_status,
+            config_sha256=resumed.config_sha256, forced=resumed.forced,
+        )
+
+        def mark_resumed() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(RunRecord).where(RunRecord.id == resumed.run_id)
+                    .values(status="running", ended_at=None, error="")
+                )
+                conn.execute(insert(ResumeRecord).values(**row.model_dump(exclude={"id"})))
+
+        self._begin(mark_resumed, f"cannot resume run {resumed.run_id}")
+
+    def _begin(self, write, failure: str) -> None:
+        """Write the run's opening rows now (`write`), then start the writer thread."""
         try:
-            with_lock_retries(insert_run, self._where(), self.lock_wait)
+            with_lock_retries(write, self._where(), self.lock_wait)
         except SQLAlchemyError as exc:
             cause = getattr(exc, "orig", None) or exc
-            raise StorageError(f"cannot record run {started.run_id}: {type(cause).__name__}: {cause}") from exc
+            raise StorageError(f"{failure}: {type(cause).__name__}: {cause}") from exc
         if self._path is not None:
             self._identity = file_identity(self._path)
         self._thread.start()
