@@ -122,3 +122,15 @@ class RunFinished:
     ticks: int
     summary_json: str
     error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogChange:
+    """A run of `strategies_from: catalog` started, stopped or skipped a catalogue strategy
+    after `step` (0: as the run began)."""
+
+    step: int
+    timestamp: datetime | None  # the step's bar time; None at the start
+    strategy: str
+    action: str  # started | stopped | skipped
+    reason: str = ""

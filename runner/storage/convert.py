@@ -14,6 +14,8 @@ from runner.storage.models import (
     PositionRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord,
     SymbolAddedRecord,
 )
+from runner.events import CatalogChange
+from runner.storage.models import CatalogChangeRecord
 from runner.snapshot import StrategySnapshot
 
 Rows = dict[type, list[dict]]
@@ -100,6 +102,11 @@ def add_rows(item: object, run_id: str, rows: Rows) -> None:
         rows[PolicyChangeRecord].append({
             "run_id": run_id, "step": item.step, "timestamp": item.timestamp, "key": item.key,
             "old_value": item.old_value, "new_value": item.new_value, "source": item.source,
+        })
+    elif kind is CatalogChange:
+        rows[CatalogChangeRecord].append({
+            "run_id": run_id, "step": item.step, "timestamp": item.timestamp, "strategy": item.strategy,
+            "action": item.action, "reason": item.reason,
         })
     elif kind is RunFinished:
         rows[RunFinished].append({
