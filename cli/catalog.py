@@ -25,7 +25,7 @@ from rich.text import Text
 
 from cli.errors import EXIT_FAILURE, handled
 from cli.records import (
-    DbOption, JsonOption, _iso, _time, default_db_path, emit, existing_database, open_runner_database,
+    DbOption, JsonOption, RunIdArg, _iso, _time, default_db_path, emit, existing_database, open_runner_database,
     plain_table, reading,
 )
 
@@ -217,6 +217,34 @@ def show(name: NameArg, db: DbOption = None, json_output: JsonOption = False) ->
             replay_table.add_row(r["run_id"], r["status"], _time(r["started_at"]), escape(r["data"]))
         renderables.append(replay_table)
     emit(*renderables)
+
+
+@catalog_app.command("changes")
+def changes(run_id: RunIdArg = None, db: DbOption = None, json_output: JsonOption = False) -> None:
+    """Show the catalogue strategies a `strategies_from: catalog` run started, stopped or
+    skipped, with the step and bar time of each (step 0: as the run began).
+
+    Example:  runner catalog changes --db runs/catalog.db
+    """
+    from runner.storage import catalog_store
+
+    with reading(db, json_output) as records:
+        run = records.find_run(run_id)
+        found = [
+            {"step": c.step, "timestamp": _iso(c.timestamp), "strategy": c.strategy, "action": c.action, "reason": c.reason}
+            for c in catalog_store.catalog_changes(records.engine, run.id)
+        ]
+    if json_output:
+        sys.stdout.write(json.dumps(found) + "\n")
+        return
+    if not found:
+        return emit(Text(f"run {run.id} made no catalogue changes (it is not a strategies_from: catalog run, or its catalogue held no LIVE entry)"))
+    table = plain_table(f"catalogue changes of run {run.id}", "bar times UTC")
+    for column in ("step", "bar time", "strategy", "action", "reason"):
+        table.add_column(column, justify="right" if column == "step" else "left", no_wrap=column != "reason")
+    for c in found:
+        table.add_row(str(c["step"]), _time(c["timestamp"]), c["strategy"], c["action"], escape(c["reason"]))
+    emit(table)
 
 
 def _move(verb: str, name: str, reason: str, db: Path | None, json_output: bool) -> None:
