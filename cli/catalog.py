@@ -29,6 +29,7 @@ from cli.records import (
     plain_table, reading,
 )
 
+DATA_INTERVAL = "the data's"
 catalog_app = typer.Typer(
     help="The strategy catalogue: add strategies, test them on recorded data, promote them "
     "DRAFT -> BACKTEST -> LIVE, archive them. A run with `strategies_from: catalog` runs every "
@@ -169,7 +170,7 @@ def list_(
         s = e.strategy
         table.add_row(
             e.name, e.status.value, escape(e.loads), escape(json.dumps(s.params)),
-            escape(",".join(s.symbols or ["all"])), s.interval or "data's", _time(_iso(e.updated_at)),
+            escape(",".join(s.symbols or ["all"])), s.interval or DATA_INTERVAL, _time(_iso(e.updated_at)),
         )
     emit(table)
 
@@ -201,7 +202,7 @@ def show(name: NameArg, db: DbOption = None, json_output: JsonOption = False) ->
     s = entry.strategy
     lines = [
         f"{entry.name}: {entry.status.value}", f"  loads:    {entry.loads}", f"  params:   {json.dumps(s.params)}",
-        f"  symbols:  {','.join(s.symbols or ['all of the data'])}", f"  interval: {s.interval or 'the data' + chr(39) + 's'}",
+        f"  symbols:  {','.join(s.symbols or ['all of the data'])}", f"  interval: {s.interval or DATA_INTERVAL}",
     ]
     history_table = plain_table("history", "times UTC")
     for column in ("at", "from", "to", "reason", "run"):
@@ -217,34 +218,6 @@ def show(name: NameArg, db: DbOption = None, json_output: JsonOption = False) ->
             replay_table.add_row(r["run_id"], r["status"], _time(r["started_at"]), escape(r["data"]))
         renderables.append(replay_table)
     emit(*renderables)
-
-
-@catalog_app.command("changes")
-def changes(run_id: RunIdArg = None, db: DbOption = None, json_output: JsonOption = False) -> None:
-    """Show the catalogue strategies a `strategies_from: catalog` run started, stopped or
-    skipped, with the step and bar time of each (step 0: as the run began).
-
-    Example:  runner catalog changes --db runs/catalog.db
-    """
-    from runner.storage import catalog_store
-
-    with reading(db, json_output) as records:
-        run = records.find_run(run_id)
-        found = [
-            {"step": c.step, "timestamp": _iso(c.timestamp), "strategy": c.strategy, "action": c.action, "reason": c.reason}
-            for c in catalog_store.catalog_changes(records.engine, run.id)
-        ]
-    if json_output:
-        sys.stdout.write(json.dumps(found) + "\n")
-        return
-    if not found:
-        return emit(Text(f"run {run.id} made no catalogue changes (it is not a strategies_from: catalog run, or its catalogue held no LIVE entry)"))
-    table = plain_table(f"catalogue changes of run {run.id}", "bar times UTC")
-    for column in ("step", "bar time", "strategy", "action", "reason"):
-        table.add_column(column, justify="right" if column == "step" else "left", no_wrap=column != "reason")
-    for c in found:
-        table.add_row(str(c["step"]), _time(c["timestamp"]), c["strategy"], c["action"], escape(c["reason"]))
-    emit(table)
 
 
 def _move(verb: str, name: str, reason: str, db: Path | None, json_output: bool) -> None:
@@ -333,3 +306,31 @@ def backtest(
             err.print(f"replay run {result.run_id} of {name} recorded; promote it with: runner catalog promote {name}", highlight=False, soft_wrap=True)
     if result.status == "failed":
         raise typer.Exit(EXIT_FAILURE)
+
+
+@catalog_app.command("changes")
+def changes(run_id: RunIdArg = None, db: DbOption = None, json_output: JsonOption = False) -> None:
+    """Show the catalogue strategies a `strategies_from: catalog` run started, stopped or
+    skipped, with the step and bar time of each (step 0: as the run began).
+
+    Example:  runner catalog changes --db runs/catalog.db
+    """
+    from runner.storage import catalog_store
+
+    with reading(db, json_output) as records:
+        run = records.find_run(run_id)
+        found = [
+            {"step": c.step, "timestamp": _iso(c.timestamp), "strategy": c.strategy, "action": c.action, "reason": c.reason}
+            for c in catalog_store.catalog_changes(records.engine, run.id)
+        ]
+    if json_output:
+        sys.stdout.write(json.dumps(found) + "\n")
+        return
+    if not found:
+        return emit(Text(f"run {run.id} made no catalogue changes (it is not a strategies_from: catalog run, or its catalogue held no LIVE entry)"))
+    table = plain_table(f"catalogue changes of run {run.id}", "bar times UTC")
+    for column in ("step", "bar time", "strategy", "action", "reason"):
+        table.add_column(column, justify="right" if column == "step" else "left", no_wrap=column != "reason")
+    for c in found:
+        table.add_row(str(c["step"]), _time(c["timestamp"]), c["strategy"], c["action"], escape(c["reason"]))
+    emit(table)

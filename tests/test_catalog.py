@@ -213,6 +213,9 @@ def test_unknown_entries_and_missing_databases_are_usage_errors(cli):
     result = cli("archive", "ma_fsat")
     assert result.exit_code == 2
     assert "no catalogue entry 'ma_fsat' (did you mean 'ma_fast'?); the entries are: ma_fast" in one_line(result.stderr)
+    bad_status = cli("list", "--status", "bogus")
+    assert bad_status.exit_code == 2
+    assert "--status: expected one of DRAFT, BACKTEST, LIVE, ARCHIVED; got 'bogus'" in bad_status.stderr
     bad_data = cli("backtest", "ma_fast", "--data", "bars.txt")
     assert bad_data.exit_code == 2 and "--data: expected a .csv or .parquet file, got bars.txt" in bad_data.stderr
 
@@ -306,6 +309,10 @@ def test_a_running_run_starts_promoted_and_stops_archived_strategies(cli, execut
     assert rows("cat.db", "SELECT quantity FROM positions WHERE run_id = ? AND strategy = 'first'", run_id) == [("0",)]
     assert rows("cat.db", "SELECT state FROM strategy_stats WHERE run_id = ? ORDER BY strategy", run_id) == [
         ("stopped",), ("stopped",),
+    ]
+    listed = json.loads(cli("changes", run_id, "--json").stdout)
+    assert [(c["step"] > 0, c["strategy"], c["action"]) for c in listed] == [
+        (False, "first", "started"), (True, "first", "stopped"), (True, "second", "started"),
     ]
 
 
