@@ -348,3 +348,16 @@ def test_history_deepens_without_losing_bars():
     history.append("1m", [bar(3)])
     history.append("1m", [bar(4)])
     assert list(history.bars("AAA", "1m").close) == [1, 2, 3, 4]
+
+
+def test_a_catalogue_run_is_not_replayed_from_a_catalogue_that_moved_on(cli):
+    cli("add", "hold", "--type", "buy_and_hold", "--symbols", "AAA")
+    set_status("cat.db", "hold", Status.LIVE)
+    config = load_config_text(
+        "run: {max_ticks: 5}\nmarket_data: {symbols: [AAA]}\nstorage: {url: 'sqlite:///cat.db'}\n"
+        "strategies_from: catalog\n", "catalogue.yaml",
+    )
+    run_id = build(config).run().run_id
+    result = CliRunner().invoke(app, ["replay", run_id, "--db", "cat.db"])
+    assert result.exit_code == 2
+    assert "it ran the strategy catalogue's LIVE entries (strategies_from: catalog) as they were then" in one_line(result.stderr)
