@@ -8,7 +8,8 @@
 
 The gate accepts the newest run made by `runner catalog backtest NAME` that completed, replayed
 a data file in data-driven mode, and ran the entry's very strategy, parameters, symbols and
-interval (read back from the run's recorded config). Runs of `strategies_from: catalog` run
+interval (read back from the run's recorded config), from source and model files that have not
+changed since (the run's manifest holds their sha256). Runs of `strategies_from: catalog` run
 every LIVE entry. Every refusal is a `ConfigError` that says why and what would be accepted.
 """
 
@@ -30,6 +31,7 @@ from runner.config import (
     ConfigSource, RunnerConfig, StrategyEntry, load_config_text, suggestion, validation_problems,
 )
 from runner.errors import ConfigError
+from runner.manifest import RunManifest, changed_files
 from runner.storage import catalog_store, queries
 from runner.storage.models import CatalogEntryRecord
 from runner.validators import strategy_problems
@@ -247,6 +249,10 @@ def _run_problem(engine: Engine, run_id: str, entry: CatalogEntry) -> str | None
     differences = [f"{key} {got[key]!r} (the entry has {wanted[key]!r})" for key in wanted if wanted[key] != got[key]]
     if differences:
         return "it ran " + ", ".join(differences)
+    inputs = changed_files(RunManifest.from_json(run.manifest)) if run.manifest else []
+    changed = [problem for problem in inputs if problem.startswith(f"strategy {entry.name} ")]
+    if changed:
+        return "its strategy's code or model changed since: " + "; ".join(changed)
     return None
 
 

@@ -195,6 +195,19 @@ def test_the_gate_refuses_a_replay_of_other_parameters_and_names_the_difference(
     assert json.loads(cli("show", "ma", "--json").stdout)["status"] == "BACKTEST"  # unchanged
 
 
+def test_the_gate_refuses_a_replay_of_strategy_code_that_changed_since(cli, tmp_path):
+    data = write_bars(tmp_path / "AAA.csv")
+    strategy = tmp_path / "resting.py"
+    strategy.write_text(RESTING)
+    cli("add", "rest", "--file", "resting.py", "--symbols", "AAA")
+    cli("promote", "rest")
+    assert cli("backtest", "rest", "--data", str(data)).exit_code == 0
+    strategy.write_text(RESTING + "\n# tuned after the replay\n")
+    refused = cli("promote", "rest")
+    assert refused.exit_code == 2
+    assert f"its strategy's code or model changed since: strategy rest source {strategy} changed: sha256" in one_line(refused.stderr)
+
+
 def test_the_gate_refuses_a_replay_that_did_not_complete(cli, tmp_path):
     data = write_bars(tmp_path / "AAA.csv")
     cli("add", "ma", *MA)
