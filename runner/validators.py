@@ -113,8 +113,11 @@ def allocation_problems(config: RunnerConfig) -> list[ConfigProblem]:
 
 
 def policy_problems(config: RunnerConfig) -> list[ConfigProblem]:
-    """Every strategy policy.allowlist names is a strategy of the config."""
+    """Every strategy policy.allowlist names is a strategy of the config (a catalogue run's
+    strategies are known only as it runs)."""
     allowlist = config.policy.allowlist
+    if config.strategies_from == "catalog":
+        return []
     names = [entry.display_name for entry in config.strategies]
     problems = []
     for index, name in enumerate(allowlist or ()):

@@ -239,7 +239,7 @@ def test_catalogue_runs_take_no_strategies_list():
         "must be empty with strategies_from: catalog (the run takes the catalogue's LIVE entries); "
         "add these with `runner catalog add`, or set strategies_from: config"
     ]
-    assert config_problems(load_config_text("strategies_from: catalog\n", "c.yaml")) == []
+    assert config_problems(load_config_text("strategies_from: catalog\npolicy: {allowlist: [ma_fast]}\n", "c.yaml")) == []
 
 
 # --- a running run follows the catalogue ---------------------------------------------------------
