@@ -21,6 +21,7 @@ from rich.console import Console
 from cli import errors, records
 from cli.audit import audit
 from cli.db import db_app
+from cli.catalog import catalog_app
 from cli.errors import EXIT_FAILURE, EXIT_USAGE, handled
 from cli.health import health
 from cli.model import model_app
@@ -45,6 +46,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(config_app, name="config")
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
+app.add_typer(catalog_app, name="catalog")
 app.command()(init)
 for _name in ("runs", "status", "orders", "fills", "positions"):
     app.command(_name)(getattr(records, _name))

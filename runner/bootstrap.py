@@ -23,7 +23,11 @@ from runner.broker.fills import BarFillModel
 from runner.broker.paper import PaperBroker
 from runner.clock import Clock, WallClock
 from runner.bars import CandleAggregator
-from runner.config import ConfigSource, PolicyConfig, RunnerConfig, SyntheticFeedConfig
+from runner.config import ConfigSource, PolicyConfig, RunnerConfig, StrategyEntry, SyntheticFeedConfig
+from runner.catalog import live_entries
+from runner.catalog_sync import CatalogSync
+from runner.storage import catalog_store
+from runner.storage.catalog_store import CatalogWatcher
 from runner.engine import StrategyRunner
 from runner.errors import ConfigError, StrategyLoadError
 from runner.events import RunStarted, SignalEvent
@@ -127,6 +131,7 @@ def build(
         base_dir=config.source.base_dir, metrics_port=config.telemetry.metrics_port,
         metrics_host=config.telemetry.metrics_host,
         manifest=build_manifest(config, feed, classes), replay_of=replay_of, resuming=resuming,
+        catalog_refresh=config.catalog.refresh_interval if config.strategies_from == "catalog" else None,
     )
 
 
@@ -197,6 +202,7 @@ def assemble(
     on_signal: Callable[[SignalEvent], None] | None = None, base_dir: Path | None = None,
     metrics_port: int | None = None, metrics_host: str = "127.0.0.1",
     manifest: RunManifest | None = None, replay_of: str = "", resuming: bool = False,
+    catalog_refresh: float | None = None,
 ) -> StrategyRunner:
     """Wire a runner from parts: the feed, the broker, the strategies and the run settings.
 
@@ -206,7 +212,9 @@ def assemble(
     metrics are served on `metrics_host` while the run goes on (`runner.metrics.url`). The run
     starts with `policy` overlaid by the database's policy table, and applies that table's later
     changes as it goes (unless the database is in memory). `manifest` (from `build`) is recorded
-    with the run, completed with the database's policy overrides the run starts with.
+    with the run, completed with the database's policy overrides the run starts with. With
+    `catalog_refresh` (seconds), the run also runs the LIVE entries of the database's strategy
+    catalogue, and follows its changes (runner/catalog_sync.py).
 
     `resuming` builds the run `run_id` already in the database, to continue it (runner/resume.py).
 
@@ -241,7 +249,11 @@ def assemble(
         return merged
 
     routes_of = {setup.name: routes(setup) for setup in strategies}
-    wanted = [*map(own, derived_intervals), *(i for routes in routes_of.values() for i in routes)]
+    catalog_rows = catalog_store.entries(engine) if catalog_refresh is not None else []
+    catalog_intervals = [own(s.interval) for s in live_entries(catalog_rows).values() if s.interval]
+    wanted = [
+        *map(own, derived_intervals), *(i for routes in routes_of.values() for i in routes), *catalog_intervals,
+    ]
     intervals = [i for i in dict.fromkeys(wanted) if i != feed.interval]
     aggregators = [CandleAggregator(interval, feed.interval, timezone) for interval in intervals]
     gate = PolicyGate(
@@ -260,25 +272,51 @@ def assemble(
     )
     if exporter is not None:
         exporter.read_snapshots(loop.snapshot)
-    for setup in strategies:
+    def host_for(setup: StrategySetup) -> StrategyHost:
         routes = routes_of[setup.name]
         interval = next(iter(routes))
         symbols = tuple(dict.fromkeys(s for symbols in routes.values() for s in symbols))
         strategy = _create(setup, symbols, interval, broker, history, base_dir or Path.cwd(), loop.books_lock)
         depth = _history_size(setup, strategy)
-        history.depth = max(history.depth, depth, REGIME_BARS if setup.allowed_regimes else 0)
+        history.deepen(max(depth, REGIME_BARS if setup.allowed_regimes else 0))
+        gate.add_strategy(setup.name)
         common = dict(
             validator=_validator(setup.validator), history_depth=depth,
             follows_new_symbols=setup.symbols is None and setup.subscriptions is None,
         )
         if threaded:
-            host = ThreadedHost(
+            return ThreadedHost(
                 setup.name, strategy, routes, setup.max_errors, loop.record_fault,
                 lockstep=execution == "lockstep", timeout=strategy_timeout, **common,
             )
-        else:
-            host = StrategyHost(setup.name, strategy, routes, setup.max_errors, loop.record_fault, **common)
-        loop.add_host(host)
+        return StrategyHost(setup.name, strategy, routes, setup.max_errors, loop.record_fault, **common)
+
+    for setup in strategies:
+        loop.add_host(host_for(setup))
+    watchers: list[Any] = []
+    if not is_in_memory(database):
+        watchers.append(PolicyWatcher(database, gate.offer, overrides))
+    if catalog_refresh is not None:
+        def catalog_host(entry: StrategyEntry) -> StrategyHost:
+            """A catalogue entry's host, if it can run on this run's data (ConfigError: why not)."""
+            setup = _catalog_setup(entry)
+            wanted = routes_of[setup.name] = routes(setup)
+            missing = [i for i in wanted if i != feed.interval and i not in intervals]
+            if missing:
+                raise ConfigError(
+                    f"it runs on {', '.join(missing)}, which this run does not build; add the interval "
+                    "to market_data.derived_intervals"
+                )
+            unknown = sorted({s for symbols in wanted.values() for s in symbols} - broker.symbols)
+            if unknown:
+                raise ConfigError(f"unknown symbol(s) {', '.join(unknown)}; the data has: {', '.join(sorted(broker.symbols))}")
+            return host_for(setup)
+
+        sync = CatalogSync(loop, catalog_host)
+        counter = catalog_store.change_counter(engine)
+        sync.begin(catalog_rows)
+        if not is_in_memory(database):
+            watchers.append(CatalogWatcher(database, sync.offer, counter, catalog_refresh, clock.monotonic))
     source = source or ConfigSource("<python>", "")
     if manifest is not None:
         manifest = replace(manifest, policy_overrides={key: row.value for key, row in overrides.items()})
@@ -286,11 +324,39 @@ def assemble(
         run_id, clock.now(), source.path, source.text, source.sha256, seed,
         manifest.to_json() if manifest is not None else "", replay_of,
     )
-    watcher = None if is_in_memory(database) else PolicyWatcher(database, gate.offer, overrides)
+    watcher = _Watchers(watchers) if watchers else None
     return StrategyRunner(
         run_id, feed, loop, recorder, Pacer(clock, mode, speed, tick_interval, on_wait=loop.waiting),
         clock, started, max_ticks=max_ticks, duration=duration, database=database, metrics=exporter,
         watcher=watcher,
+    )
+
+
+class _Watchers:
+    """The run's helper threads (policy table, strategy catalogue), started and stopped together."""
+
+    def __init__(self, watchers: Sequence[Any]):
+        self.watchers = list(watchers)
+
+    def start(self) -> None:
+        for watcher in self.watchers:
+            watcher.start()
+
+    def stop(self) -> None:
+        for watcher in self.watchers:
+            watcher.stop()
+
+
+def _catalog_setup(entry: StrategyEntry) -> StrategySetup:
+    """The setup of a catalogue entry (a file path in it is absolute).
+
+    Raises:
+        StrategyLoadError: its strategy cannot be found or imported.
+    """
+    cls = entry_class(entry, Path.cwd())
+    return StrategySetup(
+        entry.display_name, cls, entry.params, entry.symbols, entry.max_errors, entry.interval, entry.validator,
+        None, entry.allowed_regimes,
     )
 
 

@@ -524,6 +524,15 @@ class ConfigSource:
         return ConfigProblem(self.path, key_path(loc), message, self.line_of(loc))
 
 
+class CatalogConfig(_Section):
+    """How a run of `strategies_from: catalog` follows the strategy catalogue (runner/catalog.py)."""
+
+    refresh_interval: float = Field(
+        300.0, gt=0, description="Seconds between full re-reads of the catalogue; a `runner catalog "
+        "promote` or `archive` is noticed within a second anyway.",
+    )
+
+
 class RunnerConfig(_Section):
     """A whole run: pacing, market data, broker, storage, risk, policy, strategies and telemetry."""
 
@@ -535,6 +544,12 @@ class RunnerConfig(_Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     strategies: list[StrategyEntry] = Field(default_factory=list)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    strategies_from: Literal["config", "catalog"] = Field(
+        "config", description="config: run the `strategies` list; catalog: run every LIVE entry of "
+        "the strategy catalogue in the run's database, starting and stopping them as they are "
+        "promoted or archived (`strategies` must then be empty).",
+    )
+    catalog: CatalogConfig = Field(default_factory=CatalogConfig)
 
     _source: ConfigSource | None = PrivateAttr(default=None)
 

@@ -145,3 +145,12 @@ class RunResumed:
     previous_status: str
     config_sha256: str
     forced: str = ""
+class CatalogChange:
+    """A run of `strategies_from: catalog` started, stopped or skipped a catalogue strategy
+    after `step` (0: as the run began)."""
+
+    step: int
+    timestamp: datetime | None  # the step's bar time; None at the start
+    strategy: str
+    action: str  # started | stopped | skipped
+    reason: str = ""

@@ -83,6 +83,20 @@ class HistoryStore:
                 series = self._series[(bar.symbol, interval)] = _Series(self.depth)
             series.append(bar)
 
+    def deepen(self, depth: int) -> None:
+        """Keep at least `depth` bars of every series from now on (a strategy that joins a
+        running run may need more); the bars kept so far stay."""
+        if depth <= self.depth:
+            return
+        for key, series in self._series.items():
+            kept, grown = series.last(None), _Series(depth)
+            n = grown.count = len(kept)
+            grown.stamps[:n] = grown.stamps[depth:depth + n] = kept.timestamp
+            for row, name in enumerate(_FIELDS):
+                grown.values[row, :n] = grown.values[row, depth:depth + n] = getattr(kept, name)
+            self._series[key] = grown
+        self.depth = depth
+
     def count(self, symbol: str, interval: str) -> int:
         """How many bars of `symbol` at `interval` are kept now."""
         series = self._series.get((symbol, interval))

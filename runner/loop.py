@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import nullcontext
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -104,6 +105,8 @@ class TickLoop:
         self.symbol_source = symbol_source
         self.symbol_schedule = symbol_schedule or {}
         self._symbol_requests: deque[tuple[str, AddSymbol]] = deque()  # from other threads
+        self._between_steps: deque[Callable[[], None]] = deque()  # jobs from other threads
+        self._retired: set[str] = set()  # strategies stopped during the run (see retire_host)
         self._routes: dict[str, list[Route]] = {}
         self._length = {
             interval: timedelta(seconds=interval_seconds(interval))
@@ -133,6 +136,8 @@ class TickLoop:
         else:
             with self.books_lock:
                 self._step(market, now)
+        while self._between_steps:  # outside the books lock: a job may wait for a strategy's call
+            self._between_steps.popleft()()
 
     def _step(self, market: MarketData, now: datetime | None) -> None:
         self.steps += 1
@@ -252,17 +257,15 @@ class TickLoop:
     def finish(self, timestamp: datetime) -> None:
         """Stop the strategies, fill their closing orders at the last price, cancel the rest."""
         timestamp = self.timestamp or timestamp
+        running = [host for host in self.hosts if host.name not in self._retired]
         if self.execution == "free":
-            for host in self.hosts:
+            for host in running:
                 host.run_in_lockstep()  # wait (bounded) for the call in progress, and every later call
             self._collect()
-        for host in self.hosts:
-            for raw in host.stop(self.steps, timestamp):
-                order = self._submit_signal(host, raw)
-                if order is not None:
-                    self._publish(self.broker.fill_at_last_price(order, timestamp))
+        for host in running:
+            self._stop_host(host, timestamp)
         self._publish(self.broker.cancel_all(timestamp, "run stopped"))
-        for host in self.hosts:
+        for host in running:
             host.shut_down(self.steps, timestamp)
         self._records.extend(self.portfolio.positions())
         if self.steps:
@@ -270,17 +273,61 @@ class TickLoop:
         self._flush(force_snapshot=True)
         self.sink.submit(list(self._snapshot.strategies))  # each strategy's counters and timing
 
+    def _stop_host(self, host: StrategyHost, timestamp: datetime) -> None:
+        """Call `on_stop` and fill the orders it emits at the last price."""
+        closing = host.stop(self.steps, timestamp)  # a free-running strategy reads the books meanwhile
+        with self.books_lock or nullcontext():
+            for raw in closing:
+                order = self._submit_signal(host, raw)
+                if order is not None:
+                    self._publish(self.broker.fill_at_last_price(order, timestamp))
+
     def add_host(self, host: StrategyHost) -> None:
-        """Add a strategy; it is called from the next step on."""
+        """Add a strategy; it is called from the next step on. One of the name stopped
+        earlier in the run (`retire_host`) is replaced."""
+        if host.name in self._retired:
+            self._retired.discard(host.name)
+            self.hosts.remove(self._hosts_by_name[host.name])
         self.hosts.append(host)
         self._hosts_by_name[host.name] = host
         self._route()
+
+    def between_steps(self, job: Callable[[], None]) -> None:
+        """Run `job` on the loop thread after the current step, outside the books lock (safe
+        from any thread)."""
+        self._between_steps.append(job)
+
+    def retire_host(self, name: str, reason: str) -> None:
+        """Stop strategy `name` during the run, as the end of a run stops it: `on_stop` (its
+        closing orders filled at the last price), its other working orders cancelled with
+        `reason`, then `shutdown`. It stays in the summary. Call on the loop thread."""
+        host, timestamp = self._hosts_by_name[name], self.timestamp
+        if self.execution == "free":
+            host.run_in_lockstep()
+            with self.books_lock:  # the other strategies still read the books from their threads
+                for raws in host.collect():
+                    for raw in raws:
+                        self._submit_signal(host, raw)
+        self._stop_host(host, timestamp)
+        with self.books_lock or nullcontext():
+            for order in self.broker.orders_of(name):
+                states, _ = self.broker.cancel(name, order.id, timestamp, reason)
+                self._publish(states, after_acceptance=False)
+        host.shut_down(self.steps, timestamp)
+        self._retired.add(name)
+        self._route()
+
+    def record(self, item: object) -> None:
+        """Hand a record to storage with the current step's."""
+        self._records.append(item)
 
     def _route(self) -> None:
         """Build the routing map: per interval, the strategies subscribed to it, in order."""
         routes: dict[str, list[Route]] = {}
         every = self.broker.symbols
         for host in self.hosts:
+            if host.name in self._retired:
+                continue
             for interval, symbols in host.routes.items():
                 sees_all = interval == self.base_interval and set(symbols) == every
                 routes.setdefault(interval, []).append(Route(host, frozenset(symbols), symbols, sees_all))

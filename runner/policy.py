@@ -206,6 +206,11 @@ class PolicyGate:
         at the start of its next step."""
         self._offers.put(settings)
 
+    def add_strategy(self, name: str) -> None:
+        """Apply the rules to a strategy that joined the run after it began (a catalogue run)."""
+        if name not in self._strategies:
+            self._strategies += (name,)
+
     def begin_step(self, step: int, timestamp: datetime) -> list[PolicyChange]:
         """Open a new day when the step begins one, and apply the settings offered since the
         last step; return the changes applied."""

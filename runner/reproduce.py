@@ -129,6 +129,11 @@ def _replayable(engine: Engine, database: str, run_id: str) -> tuple[RunManifest
         raise ConfigError(_refusal(run_id, [
             f"it ran in {manifest.mode} mode: its steps followed the wall clock, so they cannot be repeated",
         ]))
+    if load_config_text(manifest.config_text, manifest.config_path).strategies_from == "catalog":
+        raise ConfigError(_refusal(run_id, [
+            "it ran the strategy catalogue's LIVE entries (strategies_from: catalog) as they were then; "
+            "a replay would take the catalogue as it is now",
+        ]))
     if record.status == "running":
         raise ConfigError(_refusal(run_id, ["it has not finished (its status is running)"]))
     if record.ticks == 0:

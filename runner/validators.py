@@ -70,6 +70,8 @@ def name_problems(config: RunnerConfig) -> list[ConfigProblem]:
                 f"duplicate strategy name {entry.display_name!r}; give each entry its own name",
             ))
         seen.add(entry.display_name)
+    if config.strategies_from == "catalog":
+        return problems + catalog_problems(config)
     try:
         enabled = config.enabled_strategies()
     except ConfigError as exc:
@@ -81,6 +83,18 @@ def name_problems(config: RunnerConfig) -> list[ConfigProblem]:
             f"(known strategies: {', '.join(known_strategies())})",
         ))
     return problems
+
+
+def catalog_problems(config: RunnerConfig) -> list[ConfigProblem]:
+    """A run of the catalogue's strategies takes none from the config (the catalogue may hold
+    no LIVE entry yet: the run then waits for one to be promoted)."""
+    if not config.strategies:
+        return []
+    return [config.source.problem(
+        ("strategies",),
+        "must be empty with strategies_from: catalog (the run takes the catalogue's LIVE entries); "
+        "add these with `runner catalog add`, or set strategies_from: config",
+    )]
 
 
 def allocation_problems(config: RunnerConfig) -> list[ConfigProblem]:
@@ -99,8 +113,11 @@ def allocation_problems(config: RunnerConfig) -> list[ConfigProblem]:
 
 
 def policy_problems(config: RunnerConfig) -> list[ConfigProblem]:
-    """Every strategy policy.allowlist names is a strategy of the config."""
+    """Every strategy policy.allowlist names is a strategy of the config (a catalogue run's
+    strategies are known only as it runs)."""
     allowlist = config.policy.allowlist
+    if config.strategies_from == "catalog":
+        return []
     names = [entry.display_name for entry in config.strategies]
     problems = []
     for index, name in enumerate(allowlist or ()):

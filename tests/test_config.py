@@ -215,7 +215,7 @@ def test_unknown_top_level_key_suggests_the_closest(tmp_path):
     assert problem.line == 3
     assert "unknown key 'brokr'" in problem.message
     assert "did you mean 'broker'?" in problem.message
-    assert "expected one of: broker, market_data, policy, risk, run, storage, strategies" in problem.message
+    assert "expected one of: broker, catalog, market_data, policy, risk, run, storage, strategies" in problem.message
     assert str(problem).startswith(f"{path}:3: brokr: unknown key 'brokr'")
 
 
@@ -249,7 +249,7 @@ def test_unknown_key_in_a_strategy_entry(tmp_path):
 def test_unknown_key_without_a_close_match_still_lists_the_keys(tmp_path):
     problem = only(load_problems(write(tmp_path, "zzzz: 1\n")))
     assert "did you mean" not in problem.message
-    assert "unknown key 'zzzz'; expected one of: broker, market_data" in problem.message
+    assert "unknown key 'zzzz'; expected one of: broker, catalog, market_data" in problem.message
 
 
 # --- types, bounds, choices ------------------------------------------------------------------

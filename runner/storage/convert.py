@@ -10,10 +10,10 @@ from decimal import Decimal
 
 from runner.domain import Fill, Order, OrderStatus, OrderType, Position, Side, TimeInForce
 from runner.events import (
-    EquitySnapshot, Heartbeat, PolicyChange, RunFinished, SignalEvent, StepDone, StrategyFault, SymbolAdded,
+    CatalogChange, EquitySnapshot, Heartbeat, PolicyChange, RunFinished, SignalEvent, StepDone, StrategyFault, SymbolAdded,
 )
 from runner.storage.models import (
-    EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
+    CatalogChangeRecord, EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
     PositionRecord, ProgressRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
     StrategyStatsRecord, SymbolAddedRecord,
 )
@@ -106,6 +106,11 @@ def add_rows(item: object, run_id: str, rows: Rows) -> None:
         })
     elif kind is StepDone:
         rows[ProgressRecord].append({"run_id": run_id, "step": item.step, "bar_time": item.timestamp})
+    elif kind is CatalogChange:
+        rows[CatalogChangeRecord].append({
+            "run_id": run_id, "step": item.step, "timestamp": item.timestamp, "strategy": item.strategy,
+            "action": item.action, "reason": item.reason,
+        })
     elif kind is RunFinished:
         rows[RunFinished].append({
             "ended_at": item.ended_at, "status": item.status, "ticks": item.ticks,

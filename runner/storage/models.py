@@ -277,3 +277,64 @@ class ResumeRecord(SQLModel, table=True):
     previous_status: str  # running (killed), stopped, completed or failed
     config_sha256: str
     forced: str = ""
+
+
+# --- the strategy catalogue (runner/catalog.py) --------------------------------------------------
+
+
+class CatalogEntryRecord(SQLModel, table=True):
+    """A strategy of the catalogue: how to load it, its parameters, where it trades, and its
+    lifecycle status (DRAFT, BACKTEST, LIVE, ARCHIVED), for every run of the database."""
+
+    __tablename__ = "catalog"
+
+    name: str = Field(primary_key=True)
+    loader: str  # type | module | file, as a config strategy entry names it
+    target: str  # the registered name, the dotted module, or the file's absolute path
+    class_name: str = ""  # with module or file: the class, when the file holds several
+    params: str = "{}"  # JSON
+    symbols: str = ""  # JSON list; "" for every symbol of the data
+    interval: str = ""  # "" for the data's own
+    status: str = Field(index=True)
+    created_at: datetime
+    updated_at: datetime
+
+
+class CatalogHistoryRecord(SQLModel, table=True):
+    """One status change of a catalogue entry. Append-only: its largest id is the catalogue's
+    change counter, which running runners watch."""
+
+    __tablename__ = "catalog_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    from_status: str  # "" when the entry was first added
+    to_status: str
+    at: datetime
+    reason: str = ""
+    run_id: str = ""  # promotion to LIVE: the replay run the gate accepted
+
+
+class CatalogBacktestRecord(SQLModel, table=True):
+    """A replay run of a catalogue entry (`runner catalog backtest`), a candidate for the gate."""
+
+    __tablename__ = "catalog_backtests"
+
+    run_id: str = Field(primary_key=True)
+    name: str = Field(index=True)
+    data: str  # the file replayed
+    created_at: datetime
+
+
+class CatalogChangeRecord(SQLModel, table=True):
+    """A strategy a run of `strategies_from: catalog` started, stopped or skipped, at a step."""
+
+    __tablename__ = "catalog_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    step: int
+    timestamp: datetime | None = None
+    strategy: str
+    action: str  # started | stopped | skipped
+    reason: str = ""

@@ -35,12 +35,14 @@ from runner.storage.models import (
     PositionRecord, ProgressRecord, ResumeRecord, RunRecord, SignalRecord, StrategyEquityRecord,
     StrategyErrorRecord, StrategyStatsRecord, SymbolAddedRecord,
 )
+from runner.storage.models import CatalogChangeRecord
 
 log = logging.getLogger(__name__)
 
 _INSERTED = (
     OrderEventRecord, FillRecord, SignalRecord, StrategyErrorRecord, SymbolAddedRecord, PolicyChangeRecord,
 )
+_INSERTED += (CatalogChangeRecord,)
 _UPSERT_KEYS = {
     OrderRecord: ("run_id", "order_id"),
     PositionRecord: ("run_id", "strategy", "symbol"),
