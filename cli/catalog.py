@@ -25,8 +25,8 @@ from rich.text import Text
 
 from cli.errors import EXIT_FAILURE, handled
 from cli.records import (
-    DbOption, JsonOption, RunIdArg, _iso, _time, default_db_path, emit, existing_database, open_runner_database,
-    plain_table, reading,
+    DbOption, JsonOption, RunIdArg, _iso, _time, emit, plain_table, reading,
+    writable_database,
 )
 
 DATA_INTERVAL = "the data's"
@@ -47,18 +47,16 @@ ReasonOption = Annotated[str, typer.Option(
 
 
 @contextmanager
-def _writing(db: Path | None, json_output: bool, create: bool = False) -> Iterator[tuple[Any, Path]]:
-    """The database to change: an existing runner database (or, with `create`, a new file)."""
+def _writing(db: str | None, json_output: bool, create: bool = False) -> Iterator[tuple[Any, str]]:
+    """The database to change, and its URL: an existing runner database (or, with `create`, a new file)."""
     err = Console(stderr=True)
     with handled(err, json_output):
-        from runner.storage.db import open_database, sqlite_url
+        from runner.storage.db import open_database
 
-        path = db if db is not None else default_db_path()
-        if path.exists() or not create:
-            open_runner_database(existing_database(path)).dispose()  # refuses a file that is not ours
-        engine = open_database(sqlite_url(path))
+        url = writable_database(db, create)
+        engine = open_database(url)
         try:
-            yield engine, path
+            yield engine, url
         finally:
             engine.dispose()
 
@@ -128,12 +126,14 @@ def add(
         strategy = catalog.check_definition(
             name, loader, str(target), _params(params), class_name=class_name, symbols=wanted, interval=interval,
         )
-    with _writing(db, json_output, create=True) as (engine, path):
+    from runner.storage.db import describe
+
+    with _writing(db, json_output, create=True) as (engine, url):
         entry = catalog.add(engine, strategy, datetime.now(UTC))
     if json_output:
-        sys.stdout.write(json.dumps({**_entry_json(entry), "database": str(path)}) + "\n")
+        sys.stdout.write(json.dumps({**_entry_json(entry), "database": describe(url)}) + "\n")
         return
-    typer.echo(f"added {name} ({entry.loads}) as DRAFT in {path}; next: runner catalog promote {name}")
+    typer.echo(f"added {name} ({entry.loads}) as DRAFT in {describe(url)}; next: runner catalog promote {name}")
 
 
 @catalog_app.command("list")
@@ -220,10 +220,11 @@ def show(name: NameArg, db: DbOption = None, json_output: JsonOption = False) ->
     emit(*renderables)
 
 
-def _move(verb: str, name: str, reason: str, db: Path | None, json_output: bool) -> None:
+def _move(verb: str, name: str, reason: str, db: str | None, json_output: bool) -> None:
     from runner import catalog
+    from runner.storage.db import describe
 
-    with _writing(db, json_output) as (engine, path):
+    with _writing(db, json_output) as (engine, url):
         before = catalog.read(engine, name).status.value
         if verb == "promote":
             entry, run_id = catalog.promote(engine, name, datetime.now(UTC), reason)
@@ -231,12 +232,12 @@ def _move(verb: str, name: str, reason: str, db: Path | None, json_output: bool)
             entry, run_id = catalog.archive(engine, name, datetime.now(UTC), reason), ""
     if json_output:
         sys.stdout.write(json.dumps({
-            "name": name, "from": before, "to": entry.status.value, "run_id": run_id or None, "database": str(path),
+            "name": name, "from": before, "to": entry.status.value, "run_id": run_id or None, "database": describe(url),
         }) + "\n")
         return
     accepted = f" (the gate accepted replay run {run_id})" if run_id else ""
     follow = "; running catalogue runs follow within a second" if "LIVE" in (before, entry.status.value) else ""
-    typer.echo(f"{name}: {before} -> {entry.status.value}{accepted} in {path}{follow}")
+    typer.echo(f"{name}: {before} -> {entry.status.value}{accepted} in {describe(url)}{follow}")
 
 
 @catalog_app.command("promote")
@@ -282,13 +283,12 @@ def backtest(
     from runner import catalog
     from runner.bootstrap import build
     from runner.storage import catalog_store
-    from runner.storage.db import sqlite_url
 
     err = Console(stderr=True)
-    with _writing(db, json_output) as (engine, path):
+    with _writing(db, json_output) as (engine, url):
         with handled(err, json_output):
             entry = catalog.read(engine, name)
-            runner = build(catalog.backtest_config(entry, data, sqlite_url(path)))
+            runner = build(catalog.backtest_config(entry, data, url))
             catalog_store.tag_backtest(engine, runner.run_id, name, str(data.resolve()), datetime.now(UTC))
             runner.start()
         from cli.app import _wait  # the command module, loaded by now

@@ -426,6 +426,23 @@ def _unreadable(engine: Any, url: str, exc: Exception) -> str:
     return f"cannot read {describe(url)}: {words}"
 
 
+def writable_database(db: str | Path | None, create: bool) -> str:
+    """The URL of the database a command changes (`--db`, or the default one). An existing SQLite
+    file must be a runner's; a missing one is made only with `create` (a server's database is there
+    to be connected to, and gets its tables when opened for writing).
+
+    Raises:
+        ConfigError: the file is missing (without `create`) or is not a runner database.
+    """
+    from runner.storage.db import database_url, sqlite_file
+
+    url = database_url(db if db is not None else default_db_path())
+    file = sqlite_file(url)
+    if file is not None and (file.is_file() or not create):
+        open_runner_database(existing_database(db)).dispose()
+    return url
+
+
 def open_runner_database(db: str | Path) -> Any:
     """Open the existing database `db` (a path or URL) read-only, changing nothing in it, and return its engine.
 

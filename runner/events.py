@@ -145,6 +145,9 @@ class RunResumed:
     previous_status: str
     config_sha256: str
     forced: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogChange:
     """A run of `strategies_from: catalog` started, stopped or skipped a catalogue strategy
     after `step` (0: as the run began)."""
