@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, col, select
 
+from runner.storage.models import FeedStatusRecord, WebhookFailureRecord
 from runner.storage.models import (
     EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
     PositionRecord, RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
@@ -277,3 +278,20 @@ def strategies_of_run(engine: Engine, run_id: str) -> list[str]:
         for table in (SignalRecord, OrderRecord, PositionRecord, StrategyErrorRecord):
             names.update(session.exec(select(table.strategy).where(table.run_id == run_id).distinct()))
     return sorted(names)
+
+
+def feed_status(engine: Engine, run_id: str) -> FeedStatusRecord | None:
+    """The latest status of the run's live market data, or None (not a live run, or an older database)."""
+    if not _has_table(engine, FeedStatusRecord):
+        return None
+    with Session(engine) as session:
+        return session.get(FeedStatusRecord, run_id)
+
+
+def webhook_failures(engine: Engine, run_id: str) -> list[WebhookFailureRecord]:
+    """The accepted signals the run's webhook could not deliver, in the order they failed."""
+    if not _has_table(engine, WebhookFailureRecord):
+        return []
+    with Session(engine) as session:
+        statement = select(WebhookFailureRecord).where(WebhookFailureRecord.run_id == run_id)
+        return list(session.exec(statement.order_by(WebhookFailureRecord.id)))

@@ -35,11 +35,13 @@ from runner.storage.models import (
     PositionRecord, RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
     StrategyStatsRecord, SymbolAddedRecord,
 )
+from runner.storage.models import FeedStatusRecord, WebhookFailureRecord
 
 log = logging.getLogger(__name__)
 
 _INSERTED = (
     OrderEventRecord, FillRecord, SignalRecord, StrategyErrorRecord, SymbolAddedRecord, PolicyChangeRecord,
+    WebhookFailureRecord,
 )
 _UPSERT_KEYS = {
     OrderRecord: ("run_id", "order_id"),
@@ -48,6 +50,7 @@ _UPSERT_KEYS = {
     StrategyEquityRecord: ("run_id", "step", "strategy"),
     StrategyStatsRecord: ("run_id", "strategy"),
     HeartbeatRecord: ("run_id",),
+    FeedStatusRecord: ("run_id",),
 }
 # The durability promise: a SIGKILL loses at most this many steps' records (those handed over
 # and not yet committed). The writer commits up to MAX_BATCH of them per transaction while the
