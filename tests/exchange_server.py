@@ -13,8 +13,10 @@ import random
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.local_server import LocalServer
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 MINUTE_MS = 60_000
@@ -53,7 +55,7 @@ def candles(symbol: str, count: int, start: datetime = START) -> list[list]:
     return rows
 
 
-class FakeExchange:
+class FakeExchange(LocalServer):
     """Serve `data` (ccxt symbol -> candles) by `clock`; use as a context manager."""
 
     def __init__(self, data: dict[str, list[list]], clock: FastClock):
@@ -87,17 +89,7 @@ class FakeExchange:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def __enter__(self) -> FakeExchange:
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
     def markets(self) -> dict:
         symbols = []

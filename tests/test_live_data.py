@@ -15,12 +15,13 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from runner.bootstrap import build
-from runner.config import load_config_text
+from runner.config import load_config, load_config_text
 from runner.health import assess
 from runner.storage import queries
 from runner.storage.db import open_database
 from tests.exchange_server import START, FakeExchange, FastClock, candles
 
+REPO = Path(__file__).resolve().parents[1]
 MINUTES = 16
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 STRATEGY = "strategies:\n  - {type: ma_crossover, params: {fast: 2, slow: 4, quantity: 1}}\n"
@@ -135,6 +136,22 @@ def test_the_data_turns_stale_while_the_exchange_fails_and_fresh_again_without_s
     assert summary["status"] == "stopped"
     assert summary["market_data"]["errors"] >= 1
     assert assess(engine, queries.run(engine, "flaky")).healthy
+
+
+def test_the_example_live_config_runs_against_a_local_exchange(tmp_path):
+    clock = FastClock(600)
+    db = tmp_path / "runs.db"
+    with FakeExchange({symbol: candles(symbol, 600) for symbol in SYMBOLS}, clock) as server:
+        config = load_config(REPO / "configs" / "live.yaml").with_overrides(
+            run={"tick_interval": 0.02, "max_ticks": 40}, storage={"url": f"sqlite:///{db}"},
+            market_data={"api_url": server.url, "cache_ttl": 0.05, "record_to": str(tmp_path / "rec-{run_id}.csv")},
+        )
+        summary = build(config, clock=clock, run_id="example").run().to_dict()
+    assert (summary["status"], summary["ticks"], summary["error"]) == ("completed", 40, "")
+    assert summary["market_data"]["last_bar_time"] is not None
+    assert (tmp_path / "rec-example.csv").read_text().startswith("timestamp,symbol,open,high,low,close,volume\n")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT id, status FROM runs").fetchall() == [("example", "completed")]
 
 
 def closed_port() -> int:
