@@ -30,6 +30,10 @@ class FastClock:
         self.start = start
         self.origin = time.monotonic()
 
+    def restart(self) -> None:
+        """Be at `start` again now (call it right before the run starts, after slow imports)."""
+        self.origin = time.monotonic()
+
     def now(self) -> datetime:
         return self.start + timedelta(seconds=(time.monotonic() - self.origin) * self.factor)
 
@@ -40,8 +44,9 @@ class FastClock:
         return stop.wait(seconds) if seconds > 0 else stop.is_set()
 
 
-def candles(symbol: str, count: int, start: datetime = START) -> list[list]:
-    """`count` one-minute candles of a seeded random walk: [ms, open, high, low, close, volume]."""
+def candles(symbol: str, count: int, start: datetime = START, step_ms: int = MINUTE_MS) -> list[list]:
+    """`count` candles (one minute each by default) of a seeded random walk:
+    [ms, open, high, low, close, volume]."""
     rng = random.Random(symbol)
     price = 100.0 + 50 * rng.random()
     rows = []
@@ -50,7 +55,7 @@ def candles(symbol: str, count: int, start: datetime = START) -> list[list]:
         close = round(price * (1 + rng.gauss(0, 0.01)), 2)
         high = round(max(price, close) * (1 + abs(rng.gauss(0, 0.002))), 2)
         low = round(min(price, close) * (1 - abs(rng.gauss(0, 0.002))), 2)
-        rows.append([first + index * MINUTE_MS, price, high, low, close, round(10 + 90 * rng.random(), 3)])
+        rows.append([first + index * step_ms, price, high, low, close, round(10 + 90 * rng.random(), 3)])
         price = close
     return rows
 
@@ -58,8 +63,9 @@ def candles(symbol: str, count: int, start: datetime = START) -> list[list]:
 class FakeExchange(LocalServer):
     """Serve `data` (ccxt symbol -> candles) by `clock`; use as a context manager."""
 
-    def __init__(self, data: dict[str, list[list]], clock: FastClock):
+    def __init__(self, data: dict[str, list[list]], clock: FastClock, step_ms: int = MINUTE_MS):
         self.data = data
+        self.step_ms = step_ms
         self.clock = clock
         self.failing = False
         self.requests: list[str] = []
@@ -113,10 +119,10 @@ class FakeExchange(LocalServer):
             if row[0] > now or row[0] < since:
                 continue
             stamp, open_, high, low, close, volume = row
-            if stamp + MINUTE_MS > now:  # still forming: not yet its final values
+            if stamp + self.step_ms > now:  # still forming: not yet its final values
                 high, low, close, volume = open_ * 1.5, open_ * 0.5, open_ * 1.25, volume / 2
             shown.append([stamp, str(open_), str(high), str(low), str(close), str(volume),
-                          stamp + MINUTE_MS - 1, "0", 1, "0", "0", "0"])
+                          stamp + self.step_ms - 1, "0", 1, "0", "0", "0"])
         return shown[:limit]
 
     def _now_ms(self) -> int:

@@ -3,7 +3,8 @@
 A poller thread owns the exchange: it asks for each symbol's recent candles at most once per
 `cache_ttl` (one request serves every strategy), lets ccxt space requests by the exchange's rate
 limit, and retries network errors with doubling waits. From each round it passes on the candles
-that had closed by the round's start by the clock (open + interval <= now; the machine's clock
+that had closed by the round's start by the clock (in the first round only the latest of them,
+where the session starts) (open + interval <= now; the machine's clock
 should be synchronised), each candle time once, in time order, with every symbol that has it.
 Every symbol is asked after the round's start, so each answer holds every candle closed by then;
 a candle that comes only after its time was passed on is left out, so a symbol missing from a
@@ -48,8 +49,9 @@ class LiveFeed:
         stale_after: seconds without an answer, or past a candle's due close, that make the
             data stale.
         max_backoff: the longest wait between retries after network errors.
-        on_bars: called in the loop thread with each step that has bars, before it is
-            stepped (the recording of the session).
+        on_bars: called in the loop thread with each step that has bars once it has been
+            stepped (the recording of the session): when the loop asks for the next step, or
+            at `close` if `last_stepped` (the loop's latest step time) shows it was.
         on_status: called in the loop thread when the status turns stale or fresh.
         recording: what `on_bars` writes to, if anything (closed with the run).
     """
@@ -74,6 +76,8 @@ class LiveFeed:
         self.on_bars = on_bars
         self.on_status = on_status
         self.recording = recording
+        self.last_stepped: Callable[[], datetime | None] | None = None
+        self._unrecorded: MarketData | None = None  # the latest step with bars, until known stepped
         self.skipped_rows = 0
         self._length = timedelta(seconds=interval_seconds(interval))
         self._ready: queue.Queue[MarketData] = queue.Queue(READY_STEPS)
@@ -103,15 +107,19 @@ class LiveFeed:
                 market = MarketData(self._last_bar or self._latest_closed_open(), self.interval, {})
             else:
                 self._last_bar = market.timestamp
-                if self.on_bars is not None:
-                    self.on_bars(market)
             self._publish_status()
+            self._unrecorded = market if market else None
             yield market
+            self._record()  # asked for the next step: this one was stepped
 
     def close(self) -> None:
         """Stop polling (waits for a request in flight to end, at most its timeout); the status
         stays as it was at the end."""
         self._final = self.status()
+        if self._unrecorded is not None and self.last_stepped is not None:
+            stepped = self.last_stepped()
+            if stepped is not None and stepped >= self._unrecorded.timestamp:
+                self._record()
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(self.exchange.timeout / 1000 + 1)
@@ -136,6 +144,11 @@ class LiveFeed:
             self.name, bool(reason), reason, self._last_bar, self._last_response,
             self._requests, self._errors, self._dropped, now,
         )
+
+    def _record(self) -> None:
+        if self._unrecorded is not None and self.on_bars is not None:
+            self.on_bars(self._unrecorded)
+        self._unrecorded = None
 
     def report(self) -> dict[str, Any]:
         return self.status().to_dict()
@@ -190,6 +203,9 @@ class LiveFeed:
                 if self._passed_on is not None and bar.timestamp <= self._passed_on:
                     continue  # passed on already, or too late to be (its time has been stepped)
                 by_time.setdefault(bar.timestamp, {})[symbol] = bar
+        if self._passed_on is None and by_time:  # the session starts at the latest closed candle
+            newest = max(by_time)
+            by_time = {newest: by_time[newest]}
         for timestamp in sorted(by_time):
             bars = by_time[timestamp]
             ordered = {symbol: bars[symbol] for symbol in self.symbols if symbol in bars}
