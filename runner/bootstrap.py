@@ -196,7 +196,7 @@ def _attach(runner: StrategyRunner, feed: Feed, webhook: SignalWebhook | None) -
     companions = []
     if isinstance(feed, LiveFeed):
         feed.on_status = lambda status: runner.recorder.submit([status])
-        feed.last_stepped = lambda: runner.loop.timestamp
+        feed.steps_taken = lambda: runner.loop.steps
         companions.append(feed)
         if feed.recording is not None:
             companions.append(feed.recording)

@@ -27,10 +27,7 @@ def test_config_validates(config, tmp_path, monkeypatch):
     assert result.stdout.strip() == "OK"
 
 
-RUNNABLE = [path for path in CONFIGS if path.name != "live.yaml"]  # needs an exchange: see test_live_data.py
-
-
-@pytest.mark.parametrize("config", RUNNABLE, ids=[path.name for path in RUNNABLE])
+@pytest.mark.parametrize("config", CONFIGS, ids=[path.name for path in CONFIGS])
 def test_config_runs_briefly(config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anything relative lands in tmp, never in the repository
     db = tmp_path / "run.db"

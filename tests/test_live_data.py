@@ -149,7 +149,7 @@ def test_the_example_live_config_runs_against_a_local_exchange(tmp_path):
     clock = FastClock(600)
     db = tmp_path / "runs.db"
     with FakeExchange({symbol: candles(symbol, 600) for symbol in SYMBOLS}, clock) as server:
-        config = load_config(REPO / "configs" / "live.yaml").with_overrides(
+        config = load_config(REPO / "configs" / "live" / "binance.yaml").with_overrides(
             run={"tick_interval": 0.02, "max_ticks": 40}, storage={"url": f"sqlite:///{db}"},
             market_data={"api_url": server.url, "cache_ttl": 0.05, "record_to": str(tmp_path / "rec-{run_id}.csv")},
         )
@@ -159,6 +159,8 @@ def test_the_example_live_config_runs_against_a_local_exchange(tmp_path):
     assert (tmp_path / "rec-example.csv").read_text().startswith("timestamp,symbol,open,high,low,close,volume\n")
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT id, status FROM runs").fetchall() == [("example", "completed")]
+    audit = CliRunner().invoke(app, ["audit", "--db", str(db)])
+    assert audit.exit_code == 0 and audit.stdout.startswith("clean: "), audit.output
 
 
 def closed_port() -> int:

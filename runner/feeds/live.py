@@ -51,7 +51,7 @@ class LiveFeed:
         max_backoff: the longest wait between retries after network errors.
         on_bars: called in the loop thread with each step that has bars once it has been
             stepped (the recording of the session): when the loop asks for the next step, or
-            at `close` if `last_stepped` (the loop's latest step time) shows it was.
+            at `close` if `steps_taken` (the loop's step count) shows it was.
         on_status: called in the loop thread when the status turns stale or fresh.
         recording: what `on_bars` writes to, if anything (closed with the run).
     """
@@ -76,8 +76,9 @@ class LiveFeed:
         self.on_bars = on_bars
         self.on_status = on_status
         self.recording = recording
-        self.last_stepped: Callable[[], datetime | None] | None = None
+        self.steps_taken: Callable[[], int] | None = None
         self._unrecorded: MarketData | None = None  # the latest step with bars, until known stepped
+        self._unrecorded_step = 0  # the loop's step number it becomes if stepped
         self.skipped_rows = 0
         self._length = timedelta(seconds=interval_seconds(interval))
         self._ready: queue.Queue[MarketData] = queue.Queue(READY_STEPS)
@@ -109,6 +110,8 @@ class LiveFeed:
                 self._last_bar = market.timestamp
             self._publish_status()
             self._unrecorded = market if market else None
+            if market and self.steps_taken is not None:
+                self._unrecorded_step = self.steps_taken() + 1
             yield market
             self._record()  # asked for the next step: this one was stepped
 
@@ -116,9 +119,8 @@ class LiveFeed:
         """Stop polling (waits for a request in flight to end, at most its timeout); the status
         stays as it was at the end."""
         self._final = self.status()
-        if self._unrecorded is not None and self.last_stepped is not None:
-            stepped = self.last_stepped()
-            if stepped is not None and stepped >= self._unrecorded.timestamp:
+        if self._unrecorded is not None and self.steps_taken is not None:
+            if self.steps_taken() >= self._unrecorded_step:
                 self._record()
         self._stop.set()
         if self._thread.is_alive():
