@@ -226,3 +226,29 @@ def test_an_existing_recording_is_never_overwritten(tmp_path, exchange):
     assert result.exit_code == 2
     assert "market_data.record_to:" in result.output and "exists already" in result.output
     assert (tmp_path / "session.csv").read_text() == "kept\n"
+
+
+def test_a_parquet_recording_is_journalled_as_csv_until_the_end_then_replays_the_same_bars(tmp_path):
+    from decimal import Decimal
+
+    from runner.domain import Bar, MarketData
+    from runner.feeds.recording import BarRecording
+    from runner.feeds.replay import load_replay
+
+    steps = [
+        MarketData(START + timedelta(minutes=i), "1m", {
+            s: Bar(s, START + timedelta(minutes=i), Decimal(repr(100.1 + i)), Decimal(repr(101.25 + i)),
+                   Decimal("99.5"), Decimal(repr(100.75 + i)), Decimal("12.345"))
+            for s in SYMBOLS
+        })
+        for i in range(3)
+    ]
+    recording = BarRecording(tmp_path / "session.parquet")
+    for market in steps:
+        recording.write(market)
+    journal = tmp_path / "session.parquet.journal.csv"
+    assert len(journal.read_text().splitlines()) == 1 + 3 * len(SYMBOLS)  # readable after a crash now
+    recording.close()
+    assert not journal.exists()
+    replayed = list(load_replay("parquet", tmp_path, path="session.parquet", symbols=SYMBOLS, interval="1m"))
+    assert [(m.timestamp, dict(m)) for m in replayed] == [(m.timestamp, dict(m)) for m in steps]
