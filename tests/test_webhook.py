@@ -164,3 +164,11 @@ def test_a_header_variable_that_is_not_set_exits_2(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["start", str(tmp_path / "hook.yaml"), "--quiet"])
     assert result.exit_code == 2
     assert "signals.webhook.headers.X-Token: environment variable MISSING_TOKEN is not set" in result.output
+
+
+def test_the_summary_shows_what_the_webhook_sent(tmp_path):
+    with Receiver() as receiver:
+        (tmp_path / "hook.yaml").write_text(config_text(tmp_path / "runs.db", f'{{url: "{receiver.url}"}}'))
+        result = CliRunner().invoke(app, ["start", str(tmp_path / "hook.yaml"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert f"webhook       sent {len(receiver.bodies)}  failed 0  dropped 0  queued 0  ({receiver.url})" in result.output
