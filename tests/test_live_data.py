@@ -124,7 +124,8 @@ def test_the_data_turns_stale_while_the_exchange_fails_and_fresh_again_without_s
 
         wait_for(lambda: feed_state()["last_bar_time"], what="a first bar")
         exchange.failing = True
-        stale = wait_for(lambda: feed_state() if feed_state()["stale"] else None, what="stale data")
+        stale = wait_for(lambda: (state := feed_state())["stale"] and "last error" in state["reason"] and state,
+                         what="stale data")
         assert stale["reason"].startswith(("no answer from binance", "no new 1m candle from binance"))
         assert "(last error: ExchangeError: binance {\"code\": -1, \"msg\": \"Service unavailable\"})" in stale["reason"]
         health = wait_for(lambda: (h := assess(engine, queries.run(engine, "flaky"))).market_data
