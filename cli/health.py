@@ -66,6 +66,11 @@ def _render(data: dict) -> None:
     if data["last_bar_time"]:
         step += f"  (bar {_time(data['last_bar_time'])} UTC)"
     head.add_row("last step", step)
+    feed = data.get("market_data")
+    if feed is not None:
+        state = Text(f"stale: {feed['reason']}", style="bold red") if feed["stale"] else Text("flowing", style="green")
+        state.append(f"  ({escape(feed['source'])}, last bar {_time(feed['last_bar_time']) + ' UTC' if feed['last_bar_time'] else '-'})", style="")
+        head.add_row("market data", state)
     head.add_row("healthy", Text("yes", style="green") if data["healthy"] else Text("no", style="bold red"))
     strategies = plain_table("strategies")
     for name, justify in (("strategy", "left"), ("state", "left"), ("errors", "right"), ("disabled because", "left")):

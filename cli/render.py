@@ -46,7 +46,35 @@ def progress_line(snap: RunSnapshot, bar: bool = True) -> Text:
     line.append(f"rejected {snap.rejections}", style="yellow" if snap.rejections else "")
     line.append("  ")
     line.append(f"errors {snap.errors}", style="red" if snap.errors else "")
+    feed = dict(snap.companions).get("market_data")
+    if feed is not None and feed["stale"]:
+        line.append("  market data STALE", style="bold red")
     return line
+
+
+def companion_rows(snap: RunSnapshot) -> list[tuple[str, Text]]:
+    """(label, text) for the live market data, its recording and the signal webhook, if any."""
+    parts = dict(snap.companions)
+    rows = []
+    feed = parts.get("market_data")
+    if feed is not None:
+        state = Text(f"STALE: {feed['reason']}", style="bold red") if feed["stale"] else Text("live", style="green")
+        state.append(
+            f"  {feed['source']}  last bar {feed['last_bar_time'] or '-'}  requests {feed['requests']:,}  "
+            f"errors {feed['errors']:,}", style="",
+        )
+        rows.append(("market data", state))
+    recording = parts.get("recording")
+    if recording is not None:
+        rows.append(("recording", Text(f"{recording['bars']:,} bars to {recording['path']}")))
+    hook = parts.get("webhook")
+    if hook is not None:
+        trouble = hook["failed"] or hook["dropped"]
+        rows.append(("webhook", Text(
+            f"sent {hook['sent']:,}  failed {hook['failed']:,}  dropped {hook['dropped']:,}  "
+            f"queued {hook['queued']:,}  ({hook['url']})", style="yellow" if trouble else "",
+        )))
+    return rows
 
 
 def _clock(seconds: float) -> str:
@@ -77,6 +105,8 @@ def summary(snap: RunSnapshot) -> Group:
     totals.add_row("final equity", f"{money(snap.equity)}  (start {money(snap.starting_cash)})")
     totals.add_row("P&L", signed(snap.pnl))
     totals.add_row("records", snap.database)
+    for label, text in companion_rows(snap):
+        totals.add_row(label, text)
 
     table = Table(title="strategies", title_justify="left", show_edge=False)
     table.add_column("strategy")
@@ -150,6 +180,13 @@ def dashboard(snap: RunSnapshot) -> Group:
         orders.add_row(str(o.id), o.strategy, o.symbol, o.side.value, f"{o.quantity:,}",
                        Text(o.status.value, style=style), Text(o.reason[:60], style=style))
     parts = [progress_line(snap), Text(), strategies]
+    if snap.companions:
+        extras = Table.grid(padding=(0, 2))
+        extras.add_column(style="bold")
+        extras.add_column()
+        for label, text in companion_rows(snap):
+            extras.add_row(label, text)
+        parts[1:1] = [extras]
     if snap.open_positions:
         parts += [Text(), positions]
         if len(snap.open_positions) > MAX_ROWS:

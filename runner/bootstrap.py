@@ -6,6 +6,7 @@ same from objects built in plain Python (see run_strategy_example.py).
 
 from __future__ import annotations
 
+import os
 import secrets
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -23,7 +24,9 @@ from runner.broker.fills import BarFillModel
 from runner.broker.paper import PaperBroker
 from runner.clock import Clock, WallClock
 from runner.bars import CandleAggregator
-from runner.config import ConfigSource, PolicyConfig, RunnerConfig, StrategyEntry, SyntheticFeedConfig
+from runner.config import (
+    ConfigSource, LiveFeedConfig, PolicyConfig, RunnerConfig, StrategyEntry, SyntheticFeedConfig,
+)
 from runner.catalog import live_entries
 from runner.catalog_sync import CatalogSync
 from runner.storage import catalog_store
@@ -33,6 +36,9 @@ from runner.errors import ConfigError, StrategyLoadError
 from runner.events import RunStarted, SignalEvent
 from runner.feeds import Feed
 from runner.feeds.synthetic import SyntheticFeed
+from runner.feeds.exchange import open_exchange
+from runner.feeds.live import LiveFeed
+from runner.feeds.recording import BarRecording
 from runner.history import HistoryStore
 from runner.host import StrategyHost
 from runner.intervals import interval_seconds
@@ -50,6 +56,7 @@ from runner.storage.policy_store import PolicyWatcher, read_settings
 from runner.storage.recorder import Recorder
 from runner.threaded import ThreadedHost
 from runner.validators import check_config, symbol_problems
+from runner.webhook import SignalWebhook
 from strategies.base import StrategyContext, StrategyInterface
 
 
@@ -92,7 +99,10 @@ def build(
     """
     check_config(config)
     enabled = [entry for _, entry in config.enabled_strategies()]
-    feed = _feed(config)
+    clock = clock or WallClock()
+    run_id = run_id or new_run_id(clock.now())
+    headers = _webhook_headers(config)
+    feed = _live_feed(config, clock, run_id) if isinstance(config.market_data, LiveFeedConfig) else _feed(config)
     _check_against_data(config, feed)
     settings = config.broker
     broker = PaperBroker(
@@ -119,7 +129,16 @@ def build(
     for scheduled in getattr(market, "add_symbols", ()):
         spec = scheduled.model_dump(include={"start_price", "drift", "volatility"})
         schedule.setdefault(scheduled.after_step, []).append((scheduled.symbol, spec))
-    return assemble(
+    webhook = None
+    if config.signals.webhook is not None:
+        hook = config.signals.webhook
+        webhook = SignalWebhook(
+            hook.url, run_id, headers=headers, timeout=hook.timeout, retries=hook.retries,
+            backoff=hook.backoff, queue_size=hook.queue_size, prices=broker.portfolio.last_prices,
+            orders_of=broker.orders_of,
+        )
+        on_signal = _both(on_signal, webhook)
+    runner = assemble(
         feed=feed, broker=broker, strategies=strategies,
         risk=RiskGate(config.risk.default_quantity, config.risk.max_order_value), policy=config.policy,
         database=config.storage.url, equity_every=config.storage.equity_every,
@@ -133,6 +152,65 @@ def build(
         manifest=build_manifest(config, feed, classes), replay_of=replay_of, resuming=resuming,
         catalog_refresh=config.catalog.refresh_interval if config.strategies_from == "catalog" else None,
     )
+    _attach(runner, feed, webhook)
+    return runner
+
+
+def _live_feed(config: RunnerConfig, clock: Clock, run_id: str) -> LiveFeed:
+    """The live feed of a config: the exchange reached and every name checked, its recording
+    file (if any) checked not to exist."""
+    market = config.market_data
+    recording = None
+    if market.record_to:
+        path = Path(market.record_to.replace("{run_id}", run_id))
+        recording = BarRecording(path if path.is_absolute() else config.source.base_dir / path)
+    exchange = open_exchange(market, config.source)
+    return LiveFeed(
+        exchange, market.symbols, market.interval, clock, cache_ttl=market.cache_ttl,
+        stale_after=market.stale_after, max_backoff=market.max_backoff,
+        on_bars=recording.write if recording is not None else None, recording=recording,
+    )
+
+
+def _webhook_headers(config: RunnerConfig) -> dict[str, str]:
+    """The webhook's header values, read from the environment variables the config names."""
+    hook = config.signals.webhook
+    if hook is None:
+        return {}
+    missing = [
+        config.source.problem(("signals", "webhook", "headers", name), f"environment variable {variable} is not set")
+        for name, variable in hook.headers.items() if variable not in os.environ
+    ]
+    if missing:
+        raise ConfigError(missing)
+    return {name: os.environ[variable] for name, variable in hook.headers.items()}
+
+
+def _both(first: Callable[[SignalEvent], None] | None, second: Callable[[SignalEvent], None]) -> Callable[[SignalEvent], None]:
+    if first is None:
+        return second
+
+    def both(event: SignalEvent) -> None:
+        first(event)
+        second(event)
+
+    return both
+
+
+def _attach(runner: StrategyRunner, feed: Feed, webhook: SignalWebhook | None) -> None:
+    """Record the live feed's status changes and the webhook's failures with the run, and
+    report and close them (and the recording) with it."""
+    companions = []
+    if isinstance(feed, LiveFeed):
+        feed.on_status = lambda status: runner.recorder.submit([status])
+        feed.steps_taken = lambda: runner.loop.steps
+        companions.append(feed)
+        if feed.recording is not None:
+            companions.append(feed.recording)
+    if webhook is not None:
+        webhook.on_failure = lambda failure: runner.recorder.submit([failure])
+        companions.append(webhook)
+    runner.companions = tuple(companions)
 
 
 def _feed(config: RunnerConfig) -> Feed:

@@ -238,8 +238,72 @@ class ReplayFeedConfig(_MarketDataSection):
         return self
 
 
+class LiveFeedConfig(_MarketDataSection):
+    """Closed OHLCV candles polled from an exchange's public API through ccxt (extra `live`)."""
+
+    source: Literal["live"] = Field(description="Where market data comes from.")
+    exchange: str = Field(min_length=1, description="The ccxt exchange id, such as binance (tested), kraken or bybit.")
+    symbols: list[str] = Field(min_length=1, description="Exchange symbols in ccxt form, such as [BTC/USDT, ETH/USDT].")
+    interval: Interval = Field("1m", description="Candle interval; one of the exchange's timeframes.")
+    cache_ttl: float = Field(
+        5.0, gt=0, description="Seconds an OHLCV response is reused (one request per symbol per "
+        "TTL, whatever the number of strategies).",
+    )
+    timeout: float = Field(10.0, gt=0, description="Seconds one request may take.")
+    rate_limit_ms: int | None = Field(
+        None, ge=0, description="Least milliseconds between requests; default: the exchange's own "
+        "rateLimit as ccxt knows it.",
+    )
+    stale_after: float = Field(
+        60.0, gt=0, description="Seconds without an answer from the exchange, or past a candle's "
+        "due close without it, after which the data counts as stale (shown in the live view, "
+        "--json and `runner health`).",
+    )
+    max_backoff: float = Field(60.0, gt=0, description="The longest wait between retries after network errors.")
+    api_url: str | None = Field(
+        None, description="Send every request to this base URL instead of the exchange's own "
+        "(a proxy, or a test server such as http://127.0.0.1:8080).",
+    )
+    record_to: str | None = Field(
+        None, description="Record the bars passed on to this .csv or .parquet file (relative "
+        "to the config file), replayable with `source: csv|parquet`.",
+    )
+
+    @property
+    def symbol_names(self) -> list[str]:
+        return list(self.symbols)
+
+    @field_validator("record_to")
+    @classmethod
+    def _recordable(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().endswith((".csv", ".parquet")):
+            raise ValueError(f"must name a .csv or .parquet file, got {value!r}")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            web_url(value)
+        return value
+
+
+def web_url(value: str) -> str:
+    """`value` if it is an http(s) URL with a host.
+
+    Raises:
+        ValueError: it is not.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+    return value
+
+
 MarketDataConfig = Annotated[
-    SyntheticFeedConfig | ReplayFeedConfig, Field(discriminator="source")
+    SyntheticFeedConfig | ReplayFeedConfig | LiveFeedConfig, Field(discriminator="source")
 ]
 
 
@@ -336,6 +400,34 @@ class TelemetryConfig(_Section):
         "127.0.0.1 (the default) serves this machine only; 0.0.0.0 or another address exposes "
         "the metrics to the network.",
     )
+
+
+class WebhookConfig(_Section):
+    """Where accepted signals are POSTed as JSON (see the README for the object)."""
+
+    url: str = Field(description="The http:// or https:// URL that receives each accepted signal.")
+    timeout: float = Field(5.0, gt=0, description="Seconds one POST may take.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Header name -> the environment variable holding its "
+        "value, such as {Authorization: SIGNAL_TOKEN}; values are read at start, never stored.",
+    )
+    retries: int = Field(3, ge=0, le=10, description="Further attempts after a failed POST.")
+    backoff: float = Field(0.5, ge=0, description="Seconds before the first retry; doubled each time.")
+    queue_size: int = Field(
+        1000, ge=1, description="Signals waiting to be sent; when full, a new one is dropped "
+        "and counted as a failure (the loop never waits).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        return web_url(value)
+
+
+class SignalsConfig(_Section):
+    """What else happens with accepted signals."""
+
+    webhook: WebhookConfig | None = Field(None, description="POST each accepted signal to a URL.")
 
 
 class RiskConfig(_Section):
@@ -550,6 +642,7 @@ class RunnerConfig(_Section):
         "promoted or archived (`strategies` must then be empty).",
     )
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
+    signals: SignalsConfig = Field(default_factory=SignalsConfig)
 
     _source: ConfigSource | None = PrivateAttr(default=None)
 

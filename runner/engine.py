@@ -64,6 +64,18 @@ class Resumption(Protocol):
         `steps` (called in the loop thread, after the strategies started)."""
 
 
+class Companion(Protocol):
+    """Something that works beside the loop for the run (the live feed's poller, the recording
+    of its bars, the signal webhook): reported in the snapshot under `key`, closed as the run
+    ends (after the strategies stop, before storage is flushed)."""
+
+    key: str
+
+    def report(self) -> dict: ...
+
+    def close(self) -> None: ...
+
+
 class RunStatus(str, Enum):
     CREATED = "created"
     RUNNING = "running"
@@ -93,6 +105,7 @@ class StrategyRunner:
         metrics: serves the run's metrics from `start` until the run has ended.
         database: where the records go (shown in the summary).
         watcher: started with the run, stopped as it ends (before storage is flushed).
+        companions: reported in every snapshot and closed as the run ends, in this order.
 
     `resumption`, when set before `start` (runner/resume.py), makes the run continue a recorded
     one: the run record is taken up again instead of created, and the loop catches up to the
@@ -103,7 +116,7 @@ class StrategyRunner:
         self, run_id: str, feed: Feed, loop: TickLoop, recorder: RunRecorder, pacer: Pacer,
         clock: Clock, started: RunStarted, max_ticks: int | None = None,
         duration: float | None = None, database: str = "", metrics: MetricsEndpoint | None = None,
-        watcher: Watcher | None = None,
+        watcher: Watcher | None = None, companions: tuple[Companion, ...] = (),
     ):
         self.run_id = run_id
         self.feed = feed
@@ -118,6 +131,7 @@ class StrategyRunner:
         self.metrics = metrics
         self.watcher = watcher
         self.resumption: Resumption | None = None
+        self.companions = companions
         self._status = RunStatus.CREATED
         self._status_lock = threading.Lock()
         self._error = ""
@@ -219,6 +233,7 @@ class StrategyRunner:
             error=self._error, elapsed_seconds=elapsed, database=self.database,
             total_steps=total, skipped_rows=getattr(self.feed, "skipped_rows", 0),
             overruns=self.pacer.overruns,
+            companions=tuple((c.key, c.report()) for c in self.companions),
         )
 
     def _run(self) -> None:
@@ -284,6 +299,12 @@ class StrategyRunner:
         except Exception as exc:  # noqa: BLE001
             log.exception("run %s: error while stopping", self.run_id)
             status, self._error = RunStatus.FAILED, self._error or f"{type(exc).__name__}: {exc}"
+        for companion in self.companions:
+            try:
+                companion.close()
+            except Exception as exc:  # noqa: BLE001 - the run's records matter more
+                log.exception("run %s: %s did not close cleanly", self.run_id, companion.key)
+                status, self._error = RunStatus.FAILED, self._error or f"{companion.key}: {type(exc).__name__}: {exc}"
         self._ended_at = self.clock.monotonic()
         summary = self.snapshot()
         summary = replace(summary, status=status.value, error=self._error)

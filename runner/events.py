@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from runner.domain import Signal
 
@@ -157,3 +158,41 @@ class CatalogChange:
     strategy: str
     action: str  # started | stopped | skipped
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    """Whether live market data is flowing; `reason` says why it is stale. Recorded when it
+    turns stale or fresh (one row per run, the latest)."""
+
+    source: str
+    stale: bool
+    reason: str
+    last_bar_time: datetime | None
+    last_response: datetime | None
+    requests: int
+    errors: int
+    dropped_bars: int  # malformed, or beyond what the loop could keep up with
+    checked_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "stale": self.stale, "reason": self.reason,
+            "last_bar_time": self.last_bar_time.isoformat() if self.last_bar_time else None,
+            "last_response": self.last_response.isoformat() if self.last_response else None,
+            "requests": self.requests, "errors": self.errors, "dropped_bars": self.dropped_bars,
+            "checked_at": self.checked_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookFailure:
+    """An accepted signal the webhook could not deliver (after `attempts` POSTs; 0: dropped)."""
+
+    wall_time: datetime
+    strategy: str
+    symbol: str
+    step: int
+    attempts: int
+    error: str
+    payload: str  # the JSON object that was not delivered

@@ -7,8 +7,8 @@ wait for a step that is further away than that, saying when the next one is due
 - **alive**: the run's status is `running` and its latest heartbeat (or, before the first one,
   its start) is at most max(5 s, 3 x `expected_every_seconds`) old. A process killed without a
   clean stop leaves its run `running` in the records; the heartbeat going stale tells.
-- **healthy**: a running run that is alive, or a run that ended `completed` or `stopped`, and in
-  either case no strategy disabled. A `failed` run is unhealthy. Strategy errors that did not
+- **healthy**: a running run that is alive (and, with live market data, not stale), or a run
+  that ended `completed` or `stopped`, and in either case no strategy disabled. A `failed` run is unhealthy. Strategy errors that did not
   disable their strategy are reported, but do not make a run unhealthy.
 """
 
@@ -46,6 +46,7 @@ class Health:
     last_bar_time: datetime | None
     strategies: tuple[StrategyHealth, ...]
     reasons: tuple[str, ...]
+    market_data: dict[str, Any] | None = None  # a live run's feed status (stale or not)
 
     @property
     def healthy(self) -> bool:
@@ -65,6 +66,7 @@ class Health:
                 for s in self.strategies
             },
             "reasons": list(self.reasons),
+            **({"market_data": self.market_data} if self.market_data is not None else {}),
         }
 
 
@@ -99,13 +101,26 @@ def assess(engine: Engine, run: RunRecord, now: datetime | None = None) -> Healt
         reasons.append(f"the run failed: {run.error}" if run.error else "the run failed")
     elif run.status not in ENDED_WELL:
         reasons.append(f"the run's status is {run.status!r}")
+    feed = queries.feed_status(engine, run.id)
+    if feed is not None and feed.stale and run.status == "running":
+        reasons.append(f"live market data is stale: {feed.reason}")
     reasons += [f"strategy {s.name} is disabled: {s.disabled_reason or 'no reason recorded'}" for s in strategies if s.disabled]
     return Health(
         run.id, run.status, alive, last_heartbeat, seconds_since, expected, limit,
         beat.step if beat is not None else run.ticks,
         _utc(beat.bar_time) if beat is not None and beat.bar_time else None,
-        strategies, tuple(reasons),
+        strategies, tuple(reasons), _feed_status(feed),
     )
+
+
+def _feed_status(row) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "source": row.source, "stale": row.stale, "reason": row.reason,
+        "last_bar_time": _iso(row.last_bar_time), "last_response": _iso(row.last_response),
+        "checked_at": _iso(row.updated_at),
+    }
 
 
 def _strategies(engine: Engine, run: RunRecord, beat) -> tuple[StrategyHealth, ...]:

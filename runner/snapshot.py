@@ -70,6 +70,7 @@ class RunSnapshot:
     open_positions: tuple[Position, ...] = ()
     recent_orders: tuple[Order, ...] = ()  # the latest order states, newest last (live view only)
     policy_blocks: tuple[tuple[str, int], ...] = ()  # (rule, signals it blocked), by rule
+    companions: tuple[tuple[str, dict], ...] = ()  # (key, report): live market data, recording, webhook
 
     @classmethod
     def empty(cls, cash: Decimal) -> RunSnapshot:
@@ -114,4 +115,5 @@ class RunSnapshot:
             "error": self.error,
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "database": self.database,
+            **dict(self.companions),
         }

@@ -131,7 +131,19 @@ def policy_problems(config: RunnerConfig) -> list[ConfigProblem]:
     return problems
 
 
+def live_data_problems(config: RunnerConfig) -> list[ConfigProblem]:
+    """Live market data is clock-driven: the loop steps every run.tick_interval seconds."""
+    if config.market_data.source != "live" or config.run.mode == "clock":
+        return []
+    return [config.source.problem(
+        ("run", "mode"),
+        f"market_data.source live needs run.mode: clock (one step every run.tick_interval "
+        f"seconds), got {config.run.mode!r}",
+    )]
+
+
 CHECKS = (strategy_problems, symbol_problems, name_problems, allocation_problems, policy_problems)
+CHECKS += (live_data_problems,)
 
 
 def config_problems(config: RunnerConfig) -> list[ConfigProblem]:

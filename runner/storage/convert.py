@@ -12,11 +12,13 @@ from runner.domain import Fill, Order, OrderStatus, OrderType, Position, Side, T
 from runner.events import (
     CatalogChange, EquitySnapshot, Heartbeat, PolicyChange, RunFinished, SignalEvent, StepDone, StrategyFault, SymbolAdded,
 )
+from runner.events import FeedStatus, WebhookFailure
 from runner.storage.models import (
     CatalogChangeRecord, EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
     PositionRecord, ProgressRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord,
     StrategyStatsRecord, SymbolAddedRecord,
 )
+from runner.storage.models import FeedStatusRecord, WebhookFailureRecord
 from runner.snapshot import StrategySnapshot
 
 Rows = dict[type, list[dict]]
@@ -115,6 +117,19 @@ def add_rows(item: object, run_id: str, rows: Rows) -> None:
         rows[RunFinished].append({
             "ended_at": item.ended_at, "status": item.status, "ticks": item.ticks,
             "summary": item.summary_json, "error": item.error,
+        })
+    elif kind is FeedStatus:
+        rows[FeedStatusRecord].append({
+            "run_id": run_id, "source": item.source, "stale": item.stale, "reason": item.reason,
+            "last_bar_time": item.last_bar_time, "last_response": item.last_response,
+            "requests": item.requests, "errors": item.errors, "dropped_bars": item.dropped_bars,
+            "updated_at": item.checked_at,
+        })
+    elif kind is WebhookFailure:
+        rows[WebhookFailureRecord].append({
+            "run_id": run_id, "wall_time": item.wall_time, "strategy": item.strategy,
+            "symbol": item.symbol, "step": item.step, "attempts": item.attempts,
+            "error": item.error, "payload": item.payload,
         })
     else:
         raise TypeError(f"no table for {kind.__name__}")

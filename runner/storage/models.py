@@ -338,3 +338,36 @@ class CatalogChangeRecord(SQLModel, table=True):
     strategy: str
     action: str  # started | stopped | skipped
     reason: str = ""
+
+
+class FeedStatusRecord(SQLModel, table=True):
+    """Whether a run's live market data is flowing: its latest state (see events.FeedStatus)."""
+
+    __tablename__ = "feed_status"
+
+    run_id: str = Field(primary_key=True)
+    source: str
+    stale: bool
+    reason: str = ""
+    last_bar_time: datetime | None = None
+    last_response: datetime | None = None
+    requests: int = 0
+    errors: int = 0
+    dropped_bars: int = 0
+    updated_at: datetime
+
+
+class WebhookFailureRecord(SQLModel, table=True):
+    """An accepted signal the signal webhook could not deliver (attempts 0: dropped unsent)."""
+
+    __tablename__ = "webhook_failures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    wall_time: datetime
+    strategy: str
+    symbol: str
+    step: int
+    attempts: int
+    error: str
+    payload: str  # the JSON object that was not delivered

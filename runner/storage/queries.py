@@ -8,11 +8,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from runner.config import parse_database_url
-
 from runner.storage.models import (
-    EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
+    EquityRecord, FeedStatusRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
     PositionRecord, ProgressRecord, ResumeRecord, RunRecord, SignalRecord, StrategyEquityRecord,
-    StrategyErrorRecord, StrategyStatsRecord,
+    StrategyErrorRecord, StrategyStatsRecord, WebhookFailureRecord,
 )
 
 
@@ -305,3 +304,23 @@ def resumes(engine: Engine, run_id: str) -> list[ResumeRecord]:
     if not _has_table(engine, ResumeRecord):
         return []
     return _rows(engine, ResumeRecord, run_id, [ResumeRecord.id])
+
+
+# --- live data and the webhook ------------------------------------------------------------------
+
+
+def feed_status(engine: Engine, run_id: str) -> FeedStatusRecord | None:
+    """The latest status of the run's live market data, or None (not a live run, or an older database)."""
+    if not _has_table(engine, FeedStatusRecord):
+        return None
+    with Session(engine) as session:
+        return session.get(FeedStatusRecord, run_id)
+
+
+def webhook_failures(engine: Engine, run_id: str) -> list[WebhookFailureRecord]:
+    """The accepted signals the run's webhook could not deliver, in the order they failed."""
+    if not _has_table(engine, WebhookFailureRecord):
+        return []
+    with Session(engine) as session:
+        statement = select(WebhookFailureRecord).where(WebhookFailureRecord.run_id == run_id)
+        return list(session.exec(statement.order_by(WebhookFailureRecord.id)))

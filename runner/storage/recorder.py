@@ -31,18 +31,18 @@ from runner.storage.faults import (
     file_identity, removed_or_replaced, storage_error, with_lock_retries,
 )
 from runner.storage.models import (
-    DecimalText, EquityRecord, FillRecord, HeartbeatRecord, OrderEventRecord, OrderRecord, PolicyChangeRecord,
-    PositionRecord, ProgressRecord, ResumeRecord, RunRecord, SignalRecord, StrategyEquityRecord,
-    StrategyErrorRecord, StrategyStatsRecord, SymbolAddedRecord,
+    CatalogChangeRecord, DecimalText, EquityRecord, FeedStatusRecord, FillRecord, HeartbeatRecord,
+    OrderEventRecord, OrderRecord, PolicyChangeRecord, PositionRecord, ProgressRecord, ResumeRecord,
+    RunRecord, SignalRecord, StrategyEquityRecord, StrategyErrorRecord, StrategyStatsRecord,
+    SymbolAddedRecord, WebhookFailureRecord,
 )
-from runner.storage.models import CatalogChangeRecord
 
 log = logging.getLogger(__name__)
 
 _INSERTED = (
     OrderEventRecord, FillRecord, SignalRecord, StrategyErrorRecord, SymbolAddedRecord, PolicyChangeRecord,
+    WebhookFailureRecord, CatalogChangeRecord,
 )
-_INSERTED += (CatalogChangeRecord,)
 _UPSERT_KEYS = {
     OrderRecord: ("run_id", "order_id"),
     PositionRecord: ("run_id", "strategy", "symbol"),
@@ -51,6 +51,7 @@ _UPSERT_KEYS = {
     StrategyStatsRecord: ("run_id", "strategy"),
     HeartbeatRecord: ("run_id",),
     ProgressRecord: ("run_id",),
+    FeedStatusRecord: ("run_id",),
 }
 # The durability promise: a SIGKILL loses at most this many steps' records (those handed over
 # and not yet committed). The writer commits up to MAX_BATCH of them per transaction while the
