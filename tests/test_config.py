@@ -215,7 +215,7 @@ def test_unknown_top_level_key_suggests_the_closest(tmp_path):
     assert problem.line == 3
     assert "unknown key 'brokr'" in problem.message
     assert "did you mean 'broker'?" in problem.message
-    assert "expected one of: broker, catalog, market_data, policy, risk, run, storage, strategies" in problem.message
+    assert "expected one of: broker, catalog, market_data, policy, risk, run, signals, storage, strategies" in problem.message
     assert str(problem).startswith(f"{path}:3: brokr: unknown key 'brokr'")
 
 
