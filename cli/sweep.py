@@ -7,6 +7,7 @@ the config's `sweep:` section, shows progress and renders the results.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from enum import Enum
@@ -101,7 +102,8 @@ def sweep(
                 highlight=False, soft_wrap=True,
             )
         try:
-            outcome = _run_with_progress(plan, request, database, err, show=not (quiet or json_output))
+            with contextlib.redirect_stdout(sys.stderr):  # Ray prints its workers' deaths on stdout
+                outcome = _run_with_progress(plan, request, database, err, show=not (quiet or json_output))
         except KeyboardInterrupt:
             err.print(f"sweep {plan.sweep_id} interrupted: finished runs are recorded, the others marked interrupted",
                       highlight=False, soft_wrap=True)

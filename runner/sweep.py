@@ -168,9 +168,10 @@ def run_sweep(
             for result in runner.results(plan.tasks):
                 if result.rows:
                     records.import_run(engine, result.rows, database)
-                records.finish_run(engine, plan.sweep_id, result.number, result.status, result.error, database)
+                run_id = result.run_id if result.rows else ""
+                records.finish_run(engine, plan.sweep_id, result.number, run_id, result.status, result.error, database)
                 outcome.results.append({
-                    "number": result.number, "run_id": result.run_id if result.rows else "",
+                    "number": result.number, "run_id": run_id,
                     "params": params[result.number], "status": result.status, "error": result.error,
                     "seconds": round(result.seconds, 3),
                 })

@@ -112,7 +112,7 @@ def heat_grid(results: SweepResults, x: str, y: str) -> tuple[list[Any], list[An
     if missing or x == y:
         raise ConfigError(
             f"a heat map needs two different swept parameters; this sweep has: {', '.join(grid)}"
-            + (f" (not {', '.join(missing)})" if missing else "")
+            + (f" (not {', '.join(missing)})" if any(missing) else "")
         )
     xs, ys = grid[x], grid[y]
     cells: list[list[float | None]] = [[None] * len(xs) for _ in ys]

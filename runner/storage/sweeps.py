@@ -81,14 +81,14 @@ def start_sweep(engine: Engine, sweep: SweepRecord, runs: Sequence[SweepRunRecor
     with_lock_retries(attempt, database)
 
 
-def finish_run(engine: Engine, sweep_id: str, number: int, status: str, error: str, database: str) -> None:
-    """Set the status (and error) of one combination."""
+def finish_run(engine: Engine, sweep_id: str, number: int, run_id: str, status: str, error: str, database: str) -> None:
+    """Set the status (and error) of one combination, and its run id: "" when no run was recorded."""
     def attempt() -> None:
         with engine.begin() as connection:
             connection.execute(
                 update(SweepRunRecord)
                 .where(SweepRunRecord.sweep_id == sweep_id, SweepRunRecord.number == number)
-                .values(status=status, error=error)
+                .values(run_id=run_id, status=status, error=error)
             )
 
     with_lock_retries(attempt, database)
