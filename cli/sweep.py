@@ -125,16 +125,20 @@ def _run_with_progress(plan, request, database: str, err: Console, show: bool):
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, transient=False) as progress:
-        bar = progress.add_task("replays", total=len(plan.tasks), failed=0)
-        failed = 0
+    progress = Progress(*columns, console=err, transient=False)
+    bar = progress.add_task("replays", total=len(plan.tasks), failed=0)
+    failed = 0
 
-        def advance(result) -> None:
-            nonlocal failed
-            failed += result.status == "failed"
-            progress.update(bar, advance=1, failed=failed)
+    def advance(result) -> None:
+        nonlocal failed
+        failed += result.status == "failed"
+        progress.update(bar, advance=1, failed=failed)
 
-        return run_sweep(plan, request, database, on_result=advance)
+    try:  # shown once the executor is ready: an unreachable cluster shows no empty bar
+        return run_sweep(plan, request, database, on_result=advance, on_start=progress.start)
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 def _print_outcome(outcome) -> None:

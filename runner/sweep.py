@@ -137,9 +137,10 @@ def plan_sweep(config: RunnerConfig, request: SweepRequest) -> SweepPlan:
 
 def run_sweep(
     plan: SweepPlan, request: SweepRequest, database: str,
-    on_result: Callable[[TaskResult], None] | None = None,
+    on_result: Callable[[TaskResult], None] | None = None, on_start: Callable[[], None] | None = None,
 ) -> SweepOutcome:
-    """Run a planned sweep, recording it in `database`; `on_result` hears of each finished run.
+    """Run a planned sweep, recording it in `database`: `on_start` is called once the executor
+    is ready and the sweep recorded, `on_result` with each finished run.
 
     Raises:
         ClusterError: the Ray cluster cannot be reached (nothing is recorded then).
@@ -164,6 +165,8 @@ def run_sweep(
             {"number": number, "run_id": "", "params": combination, "status": "skipped", "error": reason}
             for number, combination, reason in plan.skipped
         ]
+        if on_start is not None:
+            on_start()
         try:
             for result in runner.results(plan.tasks):
                 if result.rows:

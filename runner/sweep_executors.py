@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import socket
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -47,9 +48,13 @@ def default_workers() -> int:
 _shared: tuple[Feed | None, DataInputs | None] = (None, None)  # one per worker process
 
 
-def _share(feed: Feed | None, data: DataInputs | None) -> None:
+def _start_worker(feed: Feed | None, data: DataInputs | None) -> None:
+    """Keep the market data for this worker's replays. Ctrl-C reaches the whole process group:
+    a worker then leaves at once and quietly (its replay's rows were only in its memory), and
+    the driver marks what was unfinished."""
     global _shared
     _shared = (feed, data)
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
 def _replay_shared(task: SweepTask) -> TaskResult:
@@ -79,7 +84,7 @@ class LocalExecutor:
         broken: list[SweepTask] = []
         pool = ProcessPoolExecutor(
             min(workers, len(tasks)), mp_context=multiprocessing.get_context("fork"),
-            initializer=_share, initargs=(self._feed, self._data),
+            initializer=_start_worker, initargs=(self._feed, self._data),
         )
         try:
             futures: dict[Future, SweepTask] = {pool.submit(_replay_shared, task): task for task in tasks}

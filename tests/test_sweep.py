@@ -5,7 +5,13 @@ that dies, and Ray: tests/test_sweep_ray.py)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -189,6 +195,43 @@ def test_an_unreachable_ray_address_exits_1_and_records_nothing(tmp_path):
 
 
 # --- failures -----------------------------------------------------------------------------------
+
+
+def test_ctrl_c_stops_the_workers_and_marks_the_unfinished_runs(tmp_path):
+    config = write_config(tmp_path)
+    db = tmp_path / "runs.db"
+    command = [str(Path(sys.executable).with_name("runner")), "sweep", str(config), "--param", "fast=2:9:1",
+               "--param", "slow=20", "--workers", "1", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _completed(db):  # polled: a run is recorded once done
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+
+    assert process.returncode == 1, err
+    assert "interrupted: finished runs are recorded, the others marked interrupted" in err
+    assert "Traceback" not in err and "storage write failed" not in err
+    statuses = [status for *_, status, _ in sweep_rows(db, _sweep_id(db))]
+    assert "interrupted" in statuses and "pending" not in statuses
+    assert set(statuses) <= {"completed", "interrupted"}
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT status FROM sweeps").fetchone() == ("interrupted",)
+        runs = connection.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
+    assert runs == [("completed", statuses.count("completed"))]
+
+
+def _completed(db) -> bool:
+    try:
+        with sqlite3.connect(db) as connection:
+            return connection.execute("SELECT count(*) FROM sweep_runs WHERE status = 'completed'").fetchone()[0] > 0
+    except sqlite3.Error:  # not made yet
+        return False
+
+
+def _sweep_id(db) -> str:
+    with sqlite3.connect(db) as connection:
+        return connection.execute("SELECT id FROM sweeps").fetchone()[0]
 
 
 def test_an_interrupted_sweep_marks_its_unfinished_runs(tmp_path):
