@@ -50,7 +50,7 @@ def sweep(
         min=1, help="Replays at once; default: this machine's CPUs (local), the cluster's (ray).", show_default=False,
     )] = None,
     executor: Annotated[Optional[ExecutorChoice], typer.Option(
-        help="local: a process pool here (default); ray: Ray tasks (pip install -e '.[distributed]').",
+        help="local: a process pool here (default); ray: Ray tasks (pip install -e '.\\[distributed]').",
         show_default=False,
     )] = None,
     ray_address: Annotated[Optional[str], typer.Option(
