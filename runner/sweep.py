@@ -117,7 +117,7 @@ def plan_sweep(config: RunnerConfig, request: SweepRequest) -> SweepPlan:
     check_declared(grid, params_model, entry.display_name)
     sweep_id = f"sweep-{new_run_id()}"
     width = len(str(grid.size))
-    base = yaml.load(config.source.text, Loader=yaml.SafeLoader) or {}
+    base = yaml.safe_load(config.source.text) or {}
     tasks, skipped = [], []
     for number, combination in enumerate(grid.combinations(), start=1):
         reason = rejection(params_model, entry.params, combination)

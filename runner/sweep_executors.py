@@ -98,8 +98,9 @@ class LocalExecutor:
                         broken.append(task)
                     except Exception as exc:  # noqa: BLE001 - recorded with the combination
                         yield TaskResult(task.number, task.run_id, "failed", f"{type(exc).__name__}: {exc}")
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        finally:  # waits for no replay after Ctrl-C (its workers are gone); leaving without
+            # waiting let the interpreter's exit race the pool's own threads (a traceback at exit)
+            pool.shutdown(wait=True, cancel_futures=True)
         return sorted(broken, key=lambda task: task.number)
 
     def close(self) -> None:
