@@ -30,6 +30,7 @@ from cli.replay import replay
 from cli.report import report
 from cli.scaffold import config_app, init
 from cli.strategies import strategies_app
+from cli.sweep import sweep, sweep_report
 
 app = typer.Typer(
     name="runner",
@@ -54,6 +55,8 @@ app.command()(report)
 app.command()(health)
 app.command()(audit)
 app.command()(replay)
+app.command()(sweep)
+app.command("sweep-report")(sweep_report)
 
 LOG_EVERY_SECONDS = 5.0
 

@@ -43,9 +43,9 @@ def report(console: Console, exc: RunnerError) -> None:
     """Print an error to stderr without a traceback; a config error prints one problem a line."""
     if isinstance(exc, ConfigError):
         for problem in exc.problems:
-            console.print(escape(str(problem)), highlight=False, soft_wrap=True)
+            console.print(escape(str(problem)), highlight=False, soft_wrap=True, emoji=False)
         return
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True, emoji=False)
 
 
 @contextmanager

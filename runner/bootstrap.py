@@ -43,7 +43,7 @@ from runner.history import HistoryStore
 from runner.host import StrategyHost
 from runner.intervals import interval_seconds
 from runner.loop import TickLoop
-from runner.manifest import RunManifest, build_manifest
+from runner.manifest import DataInputs, RunManifest, build_manifest
 from runner.pacing import Pacer
 from runner.policy import PolicyGate, starting_policy
 from runner.portfolio import Portfolio
@@ -84,13 +84,15 @@ def new_run_id(now: datetime | None = None) -> str:
 def build(
     config: RunnerConfig, *, run_id: str | None = None, clock: Clock | None = None,
     on_signal: Callable[[SignalEvent], None] | None = None, replay_of: str = "", resuming: bool = False,
+    feed: Feed | None = None, data_inputs: DataInputs | None = None,
 ) -> StrategyRunner:
     """Build a runner from a config (already loaded with `load_config`).
 
     The run's manifest (runner/manifest.py) is made here: the data files, the strategy sources
     and the model files are hashed before the run starts. `replay_of` names the run this one
     replays (`runner replay`). `resuming` builds the run `run_id` already recorded, to continue it
-    (runner/resume.py).
+    (runner/resume.py). A parameter sweep passes the `feed` it loaded once for all its runs, and
+    the `data_inputs` of its manifest (the data files hashed once, by the driver).
 
     Raises:
         ConfigError: a cross-field check failed, or `run_id` is already in the database.
@@ -102,7 +104,8 @@ def build(
     clock = clock or WallClock()
     run_id = run_id or new_run_id(clock.now())
     headers = _webhook_headers(config)
-    feed = _live_feed(config, clock, run_id) if isinstance(config.market_data, LiveFeedConfig) else _feed(config)
+    if feed is None:
+        feed = _live_feed(config, clock, run_id) if isinstance(config.market_data, LiveFeedConfig) else load_feed(config)
     _check_against_data(config, feed)
     settings = config.broker
     broker = PaperBroker(
@@ -149,7 +152,7 @@ def build(
         strategy_timeout=run.strategy_timeout, symbol_schedule=schedule, run_id=run_id, source=config.source, clock=clock, on_signal=on_signal,
         base_dir=config.source.base_dir, metrics_port=config.telemetry.metrics_port,
         metrics_host=config.telemetry.metrics_host,
-        manifest=build_manifest(config, feed, classes), replay_of=replay_of, resuming=resuming,
+        manifest=build_manifest(config, feed, classes, data=data_inputs), replay_of=replay_of, resuming=resuming,
         catalog_refresh=config.catalog.refresh_interval if config.strategies_from == "catalog" else None,
     )
     _attach(runner, feed, webhook)
@@ -213,7 +216,7 @@ def _attach(runner: StrategyRunner, feed: Feed, webhook: SignalWebhook | None) -
     runner.companions = tuple(companions)
 
 
-def _feed(config: RunnerConfig) -> Feed:
+def load_feed(config: RunnerConfig) -> Feed:
     """The market data of a config: synthetic, or files read and checked now, before any run."""
     market = config.market_data
     if isinstance(market, SyntheticFeedConfig):

@@ -513,6 +513,31 @@ class Subscription(_Section):
     interval: Interval = Field(description="A candle interval: the data's own or a multiple of it.")
 
 
+class SweepConfig(_Section):
+    """A parameter sweep (`runner sweep`): the strategy whose parameters vary, and their values.
+    Command-line options given to `runner sweep` take precedence over these keys."""
+
+    strategy: str | None = Field(
+        None, description="Name of the strategy to sweep; default: the only enabled one.",
+    )
+    params: dict[str, list[Any] | str | int | float] = Field(
+        default_factory=dict, description="Parameter -> its values: a list, '5,10,20', or a "
+        "range 'start:stop:step' that includes stop (30:90:10 is 30, 40, ..., 90).",
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local", description="local: a process pool on this machine; ray: Ray tasks (extra `distributed`).",
+    )
+    workers: int | None = Field(
+        None, ge=1, description="Replays at once; default: the machine's CPUs (local) or the cluster's (ray).",
+    )
+    ray_address: str | None = Field(
+        None, description="host:port of a Ray cluster to join (executor ray); default: start a local Ray.",
+    )
+    max_runs: int = Field(
+        10_000, ge=1, description="Refuse a grid of more combinations than this unless --yes is given.",
+    )
+
+
 class StrategyEntry(_Section):
     """One strategy to run, named by exactly one of `type`, `module` or `file`."""
 
@@ -643,6 +668,7 @@ class RunnerConfig(_Section):
     )
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
+    sweep: SweepConfig | None = Field(None, description="A parameter sweep, used by `runner sweep` only.")
 
     _source: ConfigSource | None = PrivateAttr(default=None)
 

@@ -6,7 +6,8 @@
     ├── StrategyLoadError  fix the strategy spec or its code       (exit 2)
     ├── StrategyError      one strategy failed; it is faulted, the run goes on
     ├── FeedError          the market data broke; stop the run     (exit 1)
-    └── StorageError       the database failed; stop the run       (exit 1)
+    ├── StorageError       the database failed; stop the run       (exit 1)
+    └── ClusterError       a Ray cluster cannot be reached or used (exit 1)
 """
 
 from __future__ import annotations
@@ -64,3 +65,7 @@ class FeedError(RunnerError):
 
 class StorageError(RunnerError):
     """The database could not be written; the run stops cleanly."""
+
+
+class ClusterError(RunnerError):
+    """A sweep's Ray cluster cannot be reached or started; nothing of the sweep is recorded."""

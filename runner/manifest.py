@@ -124,10 +124,11 @@ class RunManifest:
 
 def build_manifest(
     config: RunnerConfig, feed: object, strategies: Sequence[tuple[StrategyEntry, type]],
-    policy_overrides: Mapping[str, str] | None = None,
+    policy_overrides: Mapping[str, str] | None = None, data: DataInputs | None = None,
 ) -> RunManifest:
     """The manifest of a run of `config` over `feed` (already loaded) with these strategy
-    classes; data files, strategy sources and model files are hashed now."""
+    classes; data files (unless their `data` inputs are given), strategy sources and model
+    files are hashed now."""
     source = config.source
     in_memory = source.path in ("<python>", "<config>")
     return RunManifest(
@@ -135,7 +136,7 @@ def build_manifest(
         seed=config.run.seed, mode=config.run.mode, run=config.run.model_dump(mode="json"),
         package_version=__version__, python_version=platform.python_version(),
         strategies={entry.display_name: _strategy_inputs(entry, cls, source.base_dir) for entry, cls in strategies},
-        data=_data_inputs(config, feed),
+        data=data or data_inputs(config, feed),
         broker=config.broker.model_dump(mode="json"),
         market_data=config.market_data.model_dump(mode="json"),
         policy_overrides=dict(policy_overrides or {}),
@@ -263,7 +264,8 @@ def _artifact_paths(entry: StrategyEntry, cls: type, base_dir: Path) -> list[Pat
     return list(params.artifact_paths(base_dir))
 
 
-def _data_inputs(config: RunnerConfig, feed: object) -> DataInputs:
+def data_inputs(config: RunnerConfig, feed: object) -> DataInputs:
+    """The market data a run of `config` reads from `feed`, its files hashed now."""
     first, last = getattr(feed, "first_time", None), getattr(feed, "last_time", None)
     return DataInputs(
         source=config.market_data.source,

@@ -78,3 +78,14 @@ def test_soak():
     assert [t["figure"] for t in result["targets"]] == [
         "rss_growth_after_warmup_mb", "thread_counts_seen", "open_file_counts_seen",
     ]
+
+
+def test_sweep(data):
+    result = run_script(
+        "sweep.py", "--rows", "1000", "--data", str(data), "--fast", "5", "--slow", "50,60", "--executors", "local:1,local:2",
+    )
+    assert [(s["executor"], s["workers"], s["runs"]) for s in result["sweeps"]] == [("local", 1, 2), ("local", 2, 2)]
+    for sweep in result["sweeps"]:
+        assert set(sweep) >= {"wall_seconds", "replays_per_minute", "speed_up", "fills"}
+    assert result["sweeps"][0]["speed_up"] == 1.0
+    assert result["sweeps"][0]["fills"] == result["sweeps"][1]["fills"] > 0

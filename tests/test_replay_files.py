@@ -164,14 +164,14 @@ def test_yahoo_adjusted_takes_adj_close_and_scales_open_high_low(tmp_path):
 
 def test_adjusted_through_the_config(tmp_path):
     write(tmp_path / "SPY.csv", YAHOO)
-    from runner.bootstrap import _feed
+    from runner.bootstrap import load_feed
 
     config = load_config_text(
         "market_data: {source: csv, path: SPY.csv, adjusted: true}\n"
         "strategies:\n  - {type: buy_and_hold}\n",
         str(tmp_path / "cfg.yaml"),
     )
-    closes = [float(b.close) for step in _feed(config) for b in step.values()]
+    closes = [float(b.close) for step in load_feed(config) for b in step.values()]
     assert closes == pytest.approx([52.5, 104.0, 60.0])
 
 
@@ -315,7 +315,7 @@ def test_a_long_file_filtered_by_symbols(tmp_path):
 
 
 def test_relative_paths_are_taken_from_the_config_folder(tmp_path):
-    from runner.bootstrap import _feed
+    from runner.bootstrap import load_feed
 
     write_per_symbol(tmp_path / "cfgs" / "data")
     config = load_config_text(
@@ -323,7 +323,7 @@ def test_relative_paths_are_taken_from_the_config_folder(tmp_path):
         "strategies:\n  - {type: buy_and_hold}\n",
         str(tmp_path / "cfgs" / "cfg.yaml"),
     )
-    assert bars_of(_feed(config)) == two_expected()
+    assert bars_of(load_feed(config)) == two_expected()
 
 
 # --- Parquet ----------------------------------------------------------------------------------

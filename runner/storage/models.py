@@ -371,3 +371,35 @@ class WebhookFailureRecord(SQLModel, table=True):
     attempts: int
     error: str
     payload: str  # the JSON object that was not delivered
+
+
+class SweepRecord(SQLModel, table=True):
+    """One parameter sweep (`runner sweep`): its grid and how it ran; its runs are in
+    `sweep_runs`."""
+
+    __tablename__ = "sweeps"
+
+    id: str = Field(primary_key=True)
+    started_at: datetime
+    ended_at: datetime | None = None
+    status: str = Field(index=True)  # running, completed, interrupted, failed
+    config_path: str
+    strategy: str  # the swept strategy's name in the config
+    grid: str  # JSON: parameter -> its values, in the order given
+    executor: str  # local | ray
+    workers: int
+    combinations: int  # the grid's size, skipped combinations included
+    error: str = ""
+
+
+class SweepRunRecord(SQLModel, table=True):
+    """One combination of a sweep: its parameters, its run (in `runs`) and what became of it."""
+
+    __tablename__ = "sweep_runs"
+
+    sweep_id: str = Field(primary_key=True)
+    number: int = Field(primary_key=True)  # the combination's place in the grid, from 1
+    run_id: str = Field(index=True)
+    params: str  # JSON: parameter -> value
+    status: str  # pending, then completed | stopped | failed (the run's), skipped or interrupted
+    error: str = ""
