@@ -379,7 +379,7 @@ def test_a_live_feed_continues_from_now_with_the_recorded_books(tmp_path, monkey
         market = loaded.market_data
         return LiveNow(market.symbols, market.interval, market.start + timedelta(days=1), loaded.run.seed)
 
-    monkeypatch.setattr(bootstrap, "_feed", live_feed)
+    monkeypatch.setattr(bootstrap, "load_feed", live_feed)
     result = invoke("start", config, "--resume", "live", "--max-ticks", 100, "--json")
 
     assert result.exit_code == 0, result.output
