@@ -99,6 +99,11 @@ def resume(config: RunnerConfig, run_id: str, *, force: bool = False) -> tuple[S
         StrategyLoadError, DataError: the inputs cannot be loaded.
         StorageError: the database cannot be opened.
     """
+    if config.strategies_from == "catalog":
+        raise ConfigError(_refusal(run_id, [
+            "it runs the strategy catalogue (strategies_from: catalog), whose LIVE entries change while "
+            "it goes, so the strategies it had at each step cannot be rebuilt: start a new run",
+        ]))
     database = config.storage.url
     engine = open_database(database)
     try:

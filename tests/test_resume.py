@@ -391,3 +391,13 @@ def test_a_live_feed_continues_from_now_with_the_recorded_books(tmp_path, monkey
     assert rows(db, "SELECT cash FROM equity WHERE run_id = 'live' AND step = 60") == cash_then
     audit = invoke("audit", "live", "--db", db)  # cash and positions carried on from the records
     assert audit.exit_code == 0 and "clean" in audit.output, audit.output
+
+
+def test_a_catalogue_run_is_not_resumed(tmp_path):
+    """Its strategies come and go with the catalogue: they cannot be rebuilt step by step."""
+    config = tmp_path / "catalog.yaml"
+    config.write_text((Path(__file__).parents[1] / "configs" / "catalog.yaml").read_text())
+    result = invoke("start", config, "--db", tmp_path / "runs.db", "--resume", "any")
+    assert result.exit_code == 2
+    assert "cannot resume run any" in result.output
+    assert "it runs the strategy catalogue (strategies_from: catalog)" in result.output
