@@ -3,8 +3,6 @@ tells a running run when the catalogue changed (see runner/catalog.py for the li
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime
 
@@ -12,15 +10,13 @@ from sqlalchemy import Engine, func, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from runner.errors import RunnerError
-from runner.storage.db import open_database
 from runner.storage.faults import with_lock_retries
 from runner.storage.models import (
     CatalogBacktestRecord, CatalogChangeRecord, CatalogEntryRecord, CatalogHistoryRecord,
 )
+from runner.storage.poller import TablePoller
 
 POLL_SECONDS = 0.5  # how often a running run looks at the change counter
-log = logging.getLogger(__name__)
 
 
 def _has(engine: Engine, table) -> bool:
@@ -106,7 +102,7 @@ def catalog_changes(engine: Engine, run_id: str) -> list[CatalogChangeRecord]:
         return list(session.exec(statement.order_by(CatalogChangeRecord.id)))
 
 
-class CatalogWatcher:
+class CatalogWatcher(TablePoller):
     """Reads the catalogue for a running run: at once when its change counter moves (checked
     every `POLL_SECONDS`), and in full every `refresh_interval` seconds.
 
@@ -122,36 +118,12 @@ class CatalogWatcher:
         self, url: str, offer: Callable[[list[CatalogEntryRecord]], None], seen: int,
         refresh_interval: float, clock: Callable[[], float],
     ):
-        self.url = url
+        super().__init__(url, min(POLL_SECONDS, refresh_interval), "runner-catalog", "catalogue changes")
         self.refresh_interval = refresh_interval
         self._offer = offer
         self._seen = seen
         self._clock = clock
         self._read_at = clock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="runner-catalog", daemon=True)
-        self._last_problem = ""
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop watching and wait for the thread (at most one read)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _watch(self) -> None:
-        try:
-            engine = open_database(self.url, create=False)
-        except RunnerError as exc:
-            log.error("catalogue changes are off: cannot open %s: %s", self.url, exc)
-            return
-        try:
-            while not self._stop.wait(min(POLL_SECONDS, self.refresh_interval)):
-                self.poll(engine)
-        finally:
-            engine.dispose()
 
     def poll(self, engine: Engine) -> None:
         """Offer the catalogue when it changed, or when a full re-read is due."""
@@ -162,10 +134,7 @@ class CatalogWatcher:
                 return
             rows = entries(engine)
         except SQLAlchemyError as exc:
-            message = f"cannot read the strategy catalogue: {getattr(exc, 'orig', exc)}"
-            if message != self._last_problem:  # once, not every half second
-                self._last_problem = message
-                log.error("%s", message)
+            self._problem(f"cannot read the strategy catalogue: {getattr(exc, 'orig', exc)}")
             return
         self._seen, self._read_at = counter, self._clock()
         self._offer(rows)

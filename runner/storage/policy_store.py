@@ -7,8 +7,6 @@ read-only connection of its own, and offers each value that changed to the run's
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -17,14 +15,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
-from runner.errors import ConfigError, RunnerError
+from runner.errors import ConfigError
 from runner.policy import parse_stored
-from runner.storage.db import describe, open_database
+from runner.storage.db import describe
 from runner.storage.faults import with_lock_retries
 from runner.storage.models import PolicySettingRecord
+from runner.storage.poller import TablePoller
 
 POLL_SECONDS = 0.5
-log = logging.getLogger(__name__)
 
 
 def read_settings(engine: Engine) -> dict[str, PolicySettingRecord]:
@@ -48,7 +46,7 @@ def write_setting(engine: Engine, key: str, text: str, at: datetime) -> None:
     with_lock_retries(write, describe(engine.url.render_as_string(hide_password=False)))
 
 
-class PolicyWatcher:
+class PolicyWatcher(TablePoller):
     """Polls the policy table of a run's database and offers changed values to the run.
 
     Args:
@@ -63,34 +61,9 @@ class PolicyWatcher:
         self, url: str, offer: Callable[[Mapping[str, Any]], None],
         seen: Mapping[str, PolicySettingRecord], every: float = POLL_SECONDS,
     ):
-        self.url = url
-        self.every = every
+        super().__init__(url, every, "runner-policy", "live policy changes")
         self._offer = offer
         self._seen = {key: (row.value, row.updated_at) for key, row in seen.items()}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="runner-policy", daemon=True)
-        self._last_problem = ""
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop polling and wait for the thread (at most one read)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _watch(self) -> None:
-        try:
-            engine = open_database(self.url, create=False)
-        except RunnerError as exc:
-            log.error("live policy changes are off: cannot open %s: %s", describe(self.url), exc)
-            return
-        try:
-            while not self._stop.wait(self.every):
-                self.poll(engine)
-        finally:
-            engine.dispose()
 
     def poll(self, engine: Engine) -> None:
         """Read the table once and offer what changed since the last read."""
@@ -110,8 +83,3 @@ class PolicyWatcher:
                 self._problem(f"{exc} (ignored: the run keeps its {key})")
         if settings:
             self._offer(settings)
-
-    def _problem(self, message: str) -> None:
-        if message != self._last_problem:  # once, not every half second
-            self._last_problem = message
-            log.error("%s", message)
