@@ -28,7 +28,7 @@ from cli.app import app
 from runner.bootstrap import build
 from runner.config import load_config_text
 from runner.storage import faults
-from tests.helpers import config_text
+from tests.helpers import config_text, finish
 
 RUNNER = Path(sys.executable).parent / "runner"
 MA = "  - {type: ma_crossover, params: {fast: 3, slow: 8, quantity: 5}}\n"
@@ -267,15 +267,6 @@ def popen(tmp_path: Path, config: str, db: Path, *args: str) -> subprocess.Popen
         [str(RUNNER), "start", "c.yaml", "--db", str(db), "--quiet", *args], cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
     )
-
-
-def finish(process: subprocess.Popen, timeout: float = 30) -> tuple[str, str]:
-    try:
-        return process.communicate(timeout=timeout)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
 
 def test_removing_the_database_file_mid_run_exits_1_with_a_clear_error(tmp_path):

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from runner.errors import StorageError
 from runner.storage import faults
+from tests.helpers import finish
 from tests.postgres_server import HOW_TO_RUN, fresh_database, server_url
 
 RUNNER = Path(sys.executable).parent / "runner"
@@ -115,15 +116,6 @@ def start_process(tmp_path: Path, seed: int, db: str, *args: str) -> subprocess.
     )
 
 
-def finish(process: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:
-    try:
-        return process.communicate(timeout=timeout)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-
-
 def wait_until(url: str, statement: str, processes: list[subprocess.Popen], what: str) -> None:
     """Poll the database until `statement` returns a row, for up to a minute (the runners must live on)."""
     deadline, pause = time.monotonic() + 60, threading.Event()
@@ -150,7 +142,7 @@ def test_four_runners_writing_to_one_new_database_at_once_all_stop_cleanly_and_a
     finally:
         for process in processes:
             process.terminate()
-        outputs = [finish(process) for process in processes]
+        outputs = [finish(process, timeout=120) for process in processes]
     for process, (out, err) in zip(processes, outputs):
         assert process.returncode == 0, (out, err)
     summaries = {s["run_id"]: s for s in (json.loads(out) for out, _ in outputs)}
@@ -181,7 +173,7 @@ def test_a_connection_the_server_drops_mid_run_is_replaced_and_nothing_is_lost(t
         )
         assert dropped and all(ok for (ok,) in dropped)
     finally:
-        out, err = finish(process)
+        out, err = finish(process, timeout=120)
     assert process.returncode == 0, (out, err)
     assert json.loads(out)["status"] == "completed"
     assert sql(pg_url, "select count(*), max(step) from equity where run_id = 'dropped'") == [(60, 60)]
