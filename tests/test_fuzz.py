@@ -541,6 +541,24 @@ def test_an_adj_close_of_zero_is_a_bad_row(tmp_path):
         load_replay("csv", tmp_path, path="AAA.csv", adjusted=True)
 
 
+def test_an_unadjusted_close_of_zero_is_a_bad_row_when_adjusting(tmp_path):
+    """Found by the CI fuzz campaign: with `adjusted: true`, a Close of 0 beside a positive Adj
+    Close, and no open, high or low columns, made the open, high and low (the close times Adj
+    Close / Close) NaN, and the row replayed as a bar with NaN prices."""
+    (tmp_path / "AAA.csv").write_text(
+        "timestamp,close,Adj Close\n2024-01-02T14:30:00,0.0,1.0\n2024-01-02T14:31:00,10,5\n"
+    )
+    with pytest.raises(DataError, match=(
+        r"AAA.csv:2: column open: open cannot be made from the close: the row's unadjusted Close is not a positive number"
+    )):
+        load_replay("csv", tmp_path, path="AAA.csv", adjusted=True)
+    feed = load_replay("csv", tmp_path, path="AAA.csv", adjusted=True, on_bad_rows="skip", interval="1m")
+    check_feed(feed)
+    # Found with it: the missing columns were the Adj Close scaled once more (2.5, not 5).
+    [bar] = [bar for market in feed for bar in market.values()]
+    assert (bar.open, bar.high, bar.low, bar.close) == (Decimal("5"),) * 4
+
+
 def test_a_price_that_rounds_to_zero_at_the_price_precision_is_a_bad_row(tmp_path):
     """Found while writing the feed property (prices > 0): `price_precision` rounds after the
     row checks, so a low of 0.004 at 2 places replayed as a price of 0."""

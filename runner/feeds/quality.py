@@ -65,6 +65,12 @@ def _rules(table: OhlcvTable, price_precision: int | None = None) -> list[tuple[
                     rules.append((_rounds_to_zero(values, price_precision), name, lambda i, n=name, x=values: (
                         f"{n} {_text(x[i])} rounds to 0 at market_data.price_precision {price_precision}"
                     )))
+        for name in ("open", "high", "low"):  # not in the file: the close, scaled by Adj Close / Close
+            if name not in table.columns:
+                values = getattr(table, name)
+                rules.append((~np.isfinite(values), name, lambda i, n=name: (
+                    f"{n} cannot be made from the close: the row's unadjusted Close is not a positive number"
+                )))
         top, bottom = np.maximum(o, c), np.minimum(o, c)
         rules += [
             (h < l, "high", lambda i: f"high {_text(h[i])} is below low {_text(l[i])}"),

@@ -77,7 +77,9 @@ def read_table(path: Path, file_format: str, timezone: str, adjusted: bool = Fal
     if close_key not in names:
         raise DataError(f"{path}: no close column; found columns: {_listing(frame)}")
     close = _numbers(frame[names[close_key]])
-    prices = {key: _numbers(frame[names[key]]) if key in names else close for key in PRICE_COLUMNS}
+    unadjusted = _numbers(frame[names["close"]]) if "close" in names else close
+    # A price column the file lacks is its close, before adjusting like the others.
+    prices = {key: _numbers(frame[names[key]]) if key in names else unadjusted for key in PRICE_COLUMNS}
     if adjusted:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # NaN or inf: a bad row
             factor = np.where(prices["close"] > 0, close / prices["close"], np.nan)
